@@ -1,0 +1,164 @@
+package lb
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+)
+
+// ringHash is Envoy's ketama-style ring: each endpoint owns hashes of
+// "ADDR_0", "ADDR_1", ... (xxHash64), in number proportional to its weight;
+// a request's hash goes to the first ring entry at or after it, wrapping
+// around. Lookups are a binary search over an immutable slice: lock-free.
+type ringHash struct {
+	eps  []Endpoint
+	ring []ringEntry // sorted by hash
+}
+
+type ringEntry struct {
+	hash uint64
+	idx  uint32
+}
+
+var _ Picker = (*ringHash)(nil)
+
+func newRingHash(eps []Endpoint, minSize, maxSize uint64) (*ringHash, error) {
+	if minSize == 0 {
+		minSize = DefaultMinimumRingSize
+	}
+	if maxSize == 0 {
+		maxSize = DefaultMaximumRingSize
+	}
+	if minSize > maxSize {
+		return nil, fmt.Errorf("lb: ring hash minimum size %d exceeds maximum %d", minSize, maxSize)
+	}
+	var total uint64
+	minW := uint64(math.MaxUint64)
+	for _, e := range eps {
+		total += e.weight()
+		minW = min(minW, e.weight())
+	}
+	// As Envoy: scale so the lightest endpoint gets a whole number of
+	// entries and the ring holds at least minSize, capped at maxSize.
+	minNorm := float64(minW) / float64(total)
+	scale := min(math.Ceil(minNorm*float64(minSize))/minNorm, float64(maxSize))
+	r := &ringHash{eps: eps, ring: make([]ringEntry, 0, uint64(math.Ceil(scale)))}
+	var current, target float64
+	buf := make([]byte, 0, 64)
+	for i, e := range eps {
+		target += scale * float64(e.weight()) / float64(total)
+		buf = append(append(buf[:0], e.Addr...), '_')
+		prefix := len(buf)
+		for n := uint64(0); current < target; n++ {
+			buf = strconv.AppendUint(buf[:prefix], n, 10)
+			r.ring = append(r.ring, ringEntry{hash: XXHash64(string(buf), 0), idx: uint32(i)})
+			current++
+		}
+	}
+	slices.SortFunc(r.ring, func(a, b ringEntry) int {
+		switch {
+		case a.hash < b.hash:
+			return -1
+		case a.hash > b.hash:
+			return 1
+		}
+		return int(a.idx) - int(b.idx)
+	})
+	return r, nil
+}
+
+func (r *ringHash) Pick(hash uint64) (Endpoint, bool) {
+	lo, hi := 0, len(r.ring)
+	for lo < hi { // first entry with entry.hash >= hash
+		m := int(uint(lo+hi) >> 1)
+		if r.ring[m].hash < hash {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo == len(r.ring) {
+		lo = 0
+	}
+	return r.eps[r.ring[lo].idx], true
+}
+
+// maglev is Envoy's Maglev table: each endpoint walks its own permutation of
+// the table (offset and skip from xxHash64 of its address with seeds 0 and
+// 1) claiming free slots, heavier endpoints more often, until the table is
+// full. A request's hash modulo the table size indexes the table: lock-free.
+type maglev struct {
+	eps   []Endpoint
+	table []uint32
+}
+
+var _ Picker = (*maglev)(nil)
+
+type maglevEntry struct {
+	offset, skip, next uint64
+	weight, target     uint64
+}
+
+func newMaglev(eps []Endpoint, size uint64) (*maglev, error) {
+	if size == 0 {
+		size = DefaultMaglevTableSize
+	}
+	if size >= MaxMaglevTableSize || !isPrime(size) {
+		return nil, fmt.Errorf("lb: maglev table size %d must be a prime below %d", size, MaxMaglevTableSize)
+	}
+	entries := make([]maglevEntry, len(eps))
+	var maxW uint64
+	for i, e := range eps {
+		entries[i] = maglevEntry{
+			offset: XXHash64(e.Addr, 0) % size,
+			skip:   XXHash64(e.Addr, 1)%(size-1) + 1,
+			weight: e.weight(),
+		}
+		maxW = max(maxW, e.weight())
+	}
+	const free = math.MaxUint32
+	table := make([]uint32, size)
+	for i := range table {
+		table[i] = free
+	}
+	filled := uint64(0)
+	for iter := uint64(1); filled < size; iter++ {
+		for i := range entries {
+			if filled == size {
+				break
+			}
+			m := &entries[i]
+			// An endpoint of weight maxW/k claims a slot every k rounds.
+			if iter*m.weight < m.target {
+				continue
+			}
+			m.target += maxW
+			c := (m.offset + m.skip*m.next) % size
+			for table[c] != free {
+				m.next++
+				c = (m.offset + m.skip*m.next) % size
+			}
+			table[c] = uint32(i)
+			m.next++
+			filled++
+		}
+	}
+	return &maglev{eps: eps, table: table}, nil
+}
+
+func (m *maglev) Pick(hash uint64) (Endpoint, bool) {
+	return m.eps[m.table[hash%uint64(len(m.table))]], true
+}
+
+func isPrime(n uint64) bool {
+	if n < 2 {
+		return false
+	}
+	for d := uint64(2); d*d <= n; d++ {
+		if n%d == 0 {
+			return false
+		}
+	}
+	return true
+}
