@@ -56,7 +56,7 @@ func TestScriptsAgainstExistingState(t *testing.T) {
 	cur := parseSave(installedSave)
 	present := []Rule{{Table: tableMangle, Chain: "PREROUTING", Spec: []string{"-i", "eth9", "-j", "RETURN"}}}
 	tests := []struct {
-		name, script string
+		name, script  string
 		want, notWant []string
 	}{
 		{"install", installScript(rs, cur, present),
