@@ -152,45 +152,54 @@ func TestApplyInNetns(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ns := newNetns(t)
 			c := DefaultConfig()
 			tt.edit(&c)
-			p := mustBuild(t, c)
-			a := &Applier{Netns: ns}
-			ctx := context.Background()
-			before := saveAll(t, ns)
-
-			if err := a.Install(ctx, p); err != nil {
-				t.Fatalf("Install: %v", err)
-			}
-			once := saveAll(t, ns)
-			if once == before || !strings.Contains(once, "-A OUTPUT -j ISTIO_OUTPUT") {
-				t.Fatalf("Install left no ISTIO_OUTPUT jump:\n%s", once)
-			}
-			if got := routing(t, ns, c.TProxyMark, c.TProxyTable); len(got) != tt.routing {
-				t.Errorf("after Install, routing = %q; want %d entries", got, tt.routing)
-			}
-			if err := a.Install(ctx, p); err != nil {
-				t.Fatalf("second Install: %v", err)
-			}
-			if twice := saveAll(t, ns); twice != once {
-				t.Errorf("second Install changed iptables-save (-once +twice):\n%s", diff(once, twice))
-			}
-			if got := routing(t, ns, c.TProxyMark, c.TProxyTable); len(got) != tt.routing {
-				t.Errorf("after second Install, routing = %q; want %d entries", got, tt.routing)
-			}
-			for i := range 2 {
-				if err := a.Cleanup(ctx, p); err != nil {
-					t.Fatalf("Cleanup #%d: %v", i+1, err)
-				}
-				if after := saveAll(t, ns); after != before {
-					t.Errorf("after Cleanup #%d (-before +after):\n%s", i+1, diff(before, after))
-				}
-				if got := routing(t, ns, c.TProxyMark, c.TProxyTable); len(got) != 0 {
-					t.Errorf("after Cleanup #%d, routing = %q; want none", i+1, got)
-				}
-			}
+			checkInstallCleanup(t, c, tt.routing)
 		})
+	}
+}
+
+// checkInstallCleanup installs c twice in a fresh namespace, checking the
+// second install changes nothing, then cleans up twice, checking the
+// namespace is back as it was; wantRouting is how many TPROXY routing
+// entries the install adds.
+func checkInstallCleanup(t *testing.T, c Config, wantRouting int) {
+	t.Helper()
+	ns := newNetns(t)
+	p := mustBuild(t, c)
+	a := &Applier{Netns: ns}
+	ctx := context.Background()
+	before := saveAll(t, ns)
+
+	if err := a.Install(ctx, p); err != nil {
+		t.Fatalf("Install: %v", err)
+	}
+	once := saveAll(t, ns)
+	if once == before || !strings.Contains(once, "-A OUTPUT -j ISTIO_OUTPUT") {
+		t.Fatalf("Install left no ISTIO_OUTPUT jump:\n%s", once)
+	}
+	if got := routing(t, ns, c.TProxyMark, c.TProxyTable); len(got) != wantRouting {
+		t.Errorf("after Install, routing = %q; want %d entries", got, wantRouting)
+	}
+	if err := a.Install(ctx, p); err != nil {
+		t.Fatalf("second Install: %v", err)
+	}
+	if twice := saveAll(t, ns); twice != once {
+		t.Errorf("second Install changed iptables-save (-once +twice):\n%s", diff(once, twice))
+	}
+	if got := routing(t, ns, c.TProxyMark, c.TProxyTable); len(got) != wantRouting {
+		t.Errorf("after second Install, routing = %q; want %d entries", got, wantRouting)
+	}
+	for i := range 2 {
+		if err := a.Cleanup(ctx, p); err != nil {
+			t.Fatalf("Cleanup #%d: %v", i+1, err)
+		}
+		if after := saveAll(t, ns); after != before {
+			t.Errorf("after Cleanup #%d (-before +after):\n%s", i+1, diff(before, after))
+		}
+		if got := routing(t, ns, c.TProxyMark, c.TProxyTable); len(got) != 0 {
+			t.Errorf("after Cleanup #%d, routing = %q; want none", i+1, got)
+		}
 	}
 }
 
@@ -247,5 +256,35 @@ func TestMissingBinary(t *testing.T) {
 	var me *MissingError
 	if !errors.As(err, &me) || !strings.Contains(err.Error(), "install the iptables package") {
 		t.Fatalf("Install with empty PATH = %v; want a MissingError", err)
+	}
+}
+
+func TestReinstallWithOtherFlagsReplaces(t *testing.T) {
+	// Installing over an earlier install refills our chains instead of
+	// adding to them, and keeps one jump from each built-in chain.
+	ns := newNetns(t)
+	a := &Applier{Netns: ns}
+	ctx := context.Background()
+	if err := a.Install(ctx, mustBuild(t, DefaultConfig())); err != nil {
+		t.Fatalf("Install defaults: %v", err)
+	}
+	c := DefaultConfig()
+	c.OutboundCIDRs = mustCIDRs(t, "10.0.0.0/8")
+	p := mustBuild(t, c)
+	if err := a.Install(ctx, p); err != nil {
+		t.Fatalf("Install -i 10.0.0.0/8: %v", err)
+	}
+	nat := nsRun(t, ns, "iptables-save", "-t", "nat")
+	if n := strings.Count(nat, "-A OUTPUT -j ISTIO_OUTPUT\n"); n != 1 {
+		t.Errorf("%d ISTIO_OUTPUT jumps; want 1:\n%s", n, nat)
+	}
+	if !strings.Contains(nat, "-A ISTIO_OUTPUT -d 10.0.0.0/8 -j ISTIO_REDIRECT\n") || strings.Contains(nat, "-A ISTIO_OUTPUT -j ISTIO_REDIRECT\n") {
+		t.Errorf("ISTIO_OUTPUT not replaced by the -i 10.0.0.0/8 rules:\n%s", nat)
+	}
+	if err := a.Cleanup(ctx, p); err != nil {
+		t.Fatalf("Cleanup: %v", err)
+	}
+	if nat := nsRun(t, ns, "iptables-save", "-t", "nat"); strings.Contains(nat, "ISTIO") {
+		t.Errorf("Cleanup left ISTIO state:\n%s", nat)
 	}
 }
