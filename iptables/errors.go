@@ -20,6 +20,7 @@ type MissingError struct {
 	Package string
 }
 
+// Error names the binary and the package to install.
 func (e *MissingError) Error() string {
 	return e.Binary + " not found in PATH: install the " + e.Package +
 		" package (e.g. apt-get install " + e.Package + ")"

@@ -189,9 +189,12 @@ func writeTable(b *strings.Builder, rs Ruleset, table string, deletes []string) 
 // Equivalent to "ip rule add fwmark MARK lookup TABLE" and
 // "ip route add local 0.0.0.0/0 dev lo table TABLE" (::/0 for IPv6).
 type Route struct {
+	// Family is the rule's and route's address family.
 	Family Family
-	Mark   uint32
-	Table  int
+	// Mark is the fwmark that selects Table (-t, 1337 by default).
+	Mark uint32
+	// Table is the routing table holding the local route (-r, 133 by default).
+	Table int
 }
 
 // String returns the route as the equivalent ip(8) commands, one per line.
