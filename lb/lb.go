@@ -66,15 +66,23 @@ func (e Endpoint) active() int64 {
 // Istio's default since 1.14 when a DestinationRule sets none.
 type Policy uint8
 
-// The policies. PASSTHROUGH has no picker: the caller connects to the
-// connection's original destination.
+// The policies, as Istio's DestinationRule loadBalancer names them.
 const (
-	LeastRequest Policy = iota // P2C among equal weights; weight/(active+1) EDF otherwise
-	RoundRobin                 // weighted round robin (Envoy's EDF order)
-	Random                     // weighted random
-	RingHash                   // consistent hash on a ketama ring
-	Maglev                     // consistent hash on a Maglev table
-	Passthrough                // original destination: no endpoint list, no picker
+	// LeastRequest (and the deprecated LEAST_CONN) is power of two choices
+	// among equal weights, EDF on weight/(active+1) otherwise.
+	LeastRequest Policy = iota
+	// RoundRobin is round robin, in Envoy's EDF order when weights differ.
+	RoundRobin
+	// Random picks at random, in proportion to weight.
+	Random
+	// RingHash is consistentHash on a ketama ring (Istio's default
+	// consistent-hash algorithm).
+	RingHash
+	// Maglev is consistentHash with maglev.
+	Maglev
+	// Passthrough is the original destination: no endpoint list and no
+	// picker; the caller connects where the connection was going.
+	Passthrough
 )
 
 var policyNames = [...]string{"LEAST_REQUEST", "ROUND_ROBIN", "RANDOM", "RING_HASH", "MAGLEV", "PASSTHROUGH"}

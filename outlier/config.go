@@ -55,7 +55,7 @@ type Config struct {
 	// ejection is refused unless (ejected+1)/endpoints ≤ this percent.
 	// Zero means DefaultMaxEjectionPercent (Istio sends only values > 0);
 	// values above 100 mean 100. With the default 10%, clusters of fewer
-	// than 10 endpoints eject nothing, as in Envoy ≥ 1.31.
+	// than 10 endpoints eject nothing, as in current Envoy.
 	MaxEjectionPercent float64
 
 	// AlwaysEjectOneHost allows one ejection even when MaxEjectionPercent

@@ -7,10 +7,15 @@ type Reason uint8
 
 // The ejection reasons Istio enables.
 const (
+	// Consecutive5xx is a run of Consecutive5xxErrors.
 	Consecutive5xx Reason = iota + 1
+	// ConsecutiveGatewayFailure is a run of ConsecutiveGatewayErrors.
 	ConsecutiveGatewayFailure
+	// ConsecutiveLocalOriginFailure is a run of
+	// ConsecutiveLocalOriginFailures (split mode only).
 	ConsecutiveLocalOriginFailure
-	numReasons = iota
+
+	numReasons = iota // the count of reasons above
 )
 
 var reasonNames = [...]string{"", "consecutive_5xx", "consecutive_gateway_failure", "consecutive_local_origin_failure"}
