@@ -297,8 +297,10 @@ func (l *loader) decodeObject(file string, n *yaml.Node, kind string, meta *Obje
 		case !topLevel[k.Value]:
 			d.report(Error, k.Line, k.Value, "unknown field %q", k.Value)
 		case k.Value == "metadata":
+			d.lines["metadata"] = k.Line
 			d.decode(v, reflect.ValueOf(meta).Elem(), "metadata")
 		case k.Value == "spec":
+			d.lines["spec"] = k.Line
 			d.decode(v, spec, "spec")
 		}
 	}

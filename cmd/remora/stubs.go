@@ -10,8 +10,6 @@ func notYet(name string, stderr io.Writer) int {
 	return 2
 }
 
-func cmdRun(args []string, stdout, stderr io.Writer) int     { return notYet("run", stderr) }
 func cmdExplain(args []string, stdout, stderr io.Writer) int { return notYet("explain", stderr) }
 func cmdWait(args []string, stdout, stderr io.Writer) int    { return notYet("wait", stderr) }
 func cmdDemo(args []string, stdout, stderr io.Writer) int    { return notYet("demo", stderr) }
-func cmdVersion(args []string, stdout, stderr io.Writer) int { return notYet("version", stderr) }

@@ -1,0 +1,108 @@
+// Package admin serves the operator's views: the admin API on
+// 127.0.0.1:15000, readiness on 15021 and Prometheus stats on 15090. Every
+// handler only reads the snapshot, upstream and telemetry state.
+package admin
+
+import (
+	"encoding/json"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/remora-mesh/remora/snapshot"
+	"github.com/remora-mesh/remora/telemetry"
+)
+
+// Server holds what the admin handlers read. Ready is set by the process
+// once the first snapshot is loaded and every listener is bound.
+type Server struct {
+	Store   *snapshot.Store
+	Metrics *telemetry.Metrics
+	Ready   *atomic.Bool
+	// Quit is called by /quitquitquit; nil means the endpoint answers 501.
+	Quit func()
+	// Drain is called by /drain_listeners; nil means 501.
+	Drain func()
+}
+
+// AdminHandler is the admin API (Envoy's paths).
+func (s *Server) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /config_dump", s.configDump)
+	mux.HandleFunc("GET /ready", s.ready)
+	mux.Handle("GET /stats/prometheus", s.Metrics.Handler())
+	mux.HandleFunc("POST /quitquitquit", s.call(func() func() { return s.Quit }))
+	mux.HandleFunc("POST /drain_listeners", s.call(func() func() { return s.Drain }))
+	return mux
+}
+
+// HealthHandler serves /healthz/ready (port 15021).
+func (s *Server) HealthHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz/ready", s.ready)
+	return mux
+}
+
+// StatsHandler serves /stats/prometheus (port 15090).
+func (s *Server) StatsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /stats/prometheus", s.Metrics.Handler())
+	return mux
+}
+
+func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
+	if s.Ready.Load() && s.Store.Load() != nil {
+		w.Write([]byte("LIVE\n"))
+		return
+	}
+	http.Error(w, "PRE_INITIALIZING", http.StatusServiceUnavailable)
+}
+
+func (s *Server) call(get func() func()) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		f := get()
+		if f == nil {
+			http.Error(w, "not supported", http.StatusNotImplemented)
+			return
+		}
+		w.Write([]byte("OK\n"))
+		go f()
+	}
+}
+
+// configDump is the loaded resources and the compiled clusters as JSON.
+func (s *Server) configDump(w http.ResponseWriter, _ *http.Request) {
+	snap := s.Store.Load()
+	if snap == nil {
+		http.Error(w, "no config loaded yet", http.StatusServiceUnavailable)
+		return
+	}
+	type cluster struct {
+		Name      string              `json:"name"`
+		Service   string              `json:"service"`
+		Port      uint32              `json:"port"`
+		Subset    string              `json:"subset,omitempty"`
+		Endpoints []snapshot.Endpoint `json:"endpoints"`
+		Policy    snapshot.Policy     `json:"policy"`
+	}
+	dump := struct {
+		Version   uint64                `json:"version"`
+		Loaded    string                `json:"loaded"`
+		Outbound  snapshot.OutboundMode `json:"outboundTrafficPolicy"`
+		Resources any                   `json:"resources"`
+		Clusters  []cluster             `json:"clusters"`
+		Warnings  []string              `json:"warnings,omitempty"`
+	}{Version: snap.Version, Loaded: snap.Loaded.UTC().Format("2006-01-02T15:04:05.000Z"), Outbound: snap.Outbound, Resources: snap.Set}
+	for _, n := range snap.ClusterNames() {
+		c := snap.Clusters[n]
+		dump.Clusters = append(dump.Clusters, cluster{c.Name, c.Service.Host, c.Port.Number, c.Subset, c.Endpoints, c.Policy})
+	}
+	for _, d := range snap.Diags {
+		if d.Severity >= 1 {
+			dump.Warnings = append(dump.Warnings, d.String())
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(dump)
+}

@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/remora-mesh/remora/admin"
+	"github.com/remora-mesh/remora/config"
+	"github.com/remora-mesh/remora/snapshot"
+	"github.com/remora-mesh/remora/telemetry"
+)
+
+// runFlags are the flags of `remora run` (DESIGN.md).
+type runFlags struct {
+	config        string
+	role          string
+	labels        labelsFlag
+	namespace     string
+	domain        string
+	outboundPort  int
+	inboundPort   int
+	adminAddr     string
+	statsAddr     string
+	healthAddr    string
+	drainDuration time.Duration
+	logLevel      string
+	accessLog     string
+	dnsServer     string
+	bindAddress   string
+}
+
+func (f *runFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.config, "config", "", "config directory of Istio YAML (required)")
+	fs.StringVar(&f.role, "role", "sidecar", "sidecar or gateway")
+	fs.Var(&f.labels, "labels", "this workload's labels, k=v,...")
+	fs.StringVar(&f.namespace, "namespace", "default", "this workload's namespace")
+	fs.StringVar(&f.domain, "domain", "cluster.local", "cluster domain")
+	fs.IntVar(&f.outboundPort, "outbound-port", 15001, "outbound capture port")
+	fs.IntVar(&f.inboundPort, "inbound-port", 15006, "inbound capture port")
+	fs.StringVar(&f.adminAddr, "admin-addr", "127.0.0.1:15000", "admin API address")
+	fs.StringVar(&f.statsAddr, "stats-addr", ":15090", "Prometheus stats address")
+	fs.StringVar(&f.healthAddr, "health-addr", ":15021", "readiness address")
+	fs.DurationVar(&f.drainDuration, "drain-duration", 5*time.Second, "how long SIGTERM lets requests finish")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.accessLog, "access-log", "stdout", "stdout, off or a file path")
+	fs.StringVar(&f.dnsServer, "dns-server", "", "DNS server HOST:PORT (default: the system resolver)")
+	fs.StringVar(&f.bindAddress, "bind-address", "", "restrict every listener to this address")
+}
+
+func (f *runFlags) check() error {
+	switch {
+	case f.config == "":
+		return errors.New("--config DIR is required")
+	case f.role != "sidecar" && f.role != "gateway":
+		return fmt.Errorf("--role %q: want sidecar or gateway", f.role)
+	case f.outboundPort < 0 || f.outboundPort > 65535 || f.inboundPort < 0 || f.inboundPort > 65535:
+		return errors.New("port flags take a number 0-65535")
+	}
+	for _, a := range []string{f.adminAddr, f.statsAddr, f.healthAddr} {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("address %q: want HOST:PORT", a)
+		}
+	}
+	return nil
+}
+
+// labelsFlag parses k=v,k=v.
+type labelsFlag map[string]string
+
+func (l *labelsFlag) String() string {
+	var parts []string
+	for k, v := range *l {
+		parts = append(parts, k+"="+v)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *labelsFlag) Set(s string) error {
+	if *l == nil {
+		*l = map[string]string{}
+	}
+	for _, kv := range strings.Split(s, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("label %q: want key=value", kv)
+		}
+		(*l)[k] = v
+	}
+	return nil
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	var f runFlags
+	fs := newFlags("run", stderr)
+	f.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return 2
+	}
+	if err := f.check(); err != nil {
+		fmt.Fprintf(stderr, "remora run: %v\n", err)
+		return 2
+	}
+	log, err := newLogger(f.logLevel, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "remora run: %v\n", err)
+		return 2
+	}
+	defer log.Sync()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := newProcess(&f, log).run(ctx); err != nil {
+		log.Error("exiting", zap.Error(err))
+		return 1
+	}
+	return 0
+}
+
+func newLogger(level string, w io.Writer) (*zap.Logger, error) {
+	var lvl zapcore.Level
+	if err := lvl.Set(level); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), zap.NewAtomicLevelAt(lvl))
+	return zap.New(core), nil
+}
+
+// process is one running `remora run`: its config, snapshot store and
+// listeners.
+type process struct {
+	f       *runFlags
+	log     *zap.Logger
+	store   *snapshot.Store
+	metrics *telemetry.Metrics
+	ready   atomic.Bool
+	hup     chan struct{}
+	quit    chan struct{}
+	once    sync.Once
+}
+
+func newProcess(f *runFlags, log *zap.Logger) *process {
+	return &process{f: f, log: log, store: &snapshot.Store{}, metrics: telemetry.NewMetrics(),
+		hup: make(chan struct{}, 1), quit: make(chan struct{})}
+}
+
+func (p *process) snapshotOptions() snapshot.Options {
+	return snapshot.Options{Namespace: p.f.namespace, Domain: p.f.domain, Labels: p.f.labels}
+}
+
+// onLoad publishes a good load and keeps the last good snapshot on a bad
+// one.
+func (p *process) onLoad(set *config.Set, diags config.Diagnostics, err error) {
+	if err == nil {
+		err = diags.Err()
+	}
+	var snap *snapshot.Snapshot
+	if err == nil {
+		snap, err = snapshot.Build(set, diags, p.snapshotOptions())
+	}
+	if err != nil {
+		p.metrics.ConfigReloads.WithLabelValues("error").Inc()
+		for _, d := range diags.Errors() {
+			p.log.Error("config error", zap.String("at", fmt.Sprintf("%s:%d", d.File, d.Line)), zap.String("problem", d.String()))
+		}
+		p.log.Error("config rejected; keeping the last good snapshot", zap.Error(err))
+		return
+	}
+	for _, d := range diags {
+		if d.Severity == config.Warning {
+			p.log.Warn("config warning", zap.String("problem", d.String()))
+		}
+	}
+	p.store.Swap(snap)
+	p.metrics.ConfigReloads.WithLabelValues("success").Inc()
+	p.log.Info("config loaded", zap.Uint64("version", snap.Version), zap.Int("resources", set.Count()), zap.Int("clusters", len(snap.Clusters)))
+}
+
+// bindAddr applies --bind-address to a listener address.
+func (p *process) bindAddr(addr string) string {
+	if p.f.bindAddress == "" {
+		return addr
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	return net.JoinHostPort(p.f.bindAddress, port)
+}
+
+func (p *process) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	a := &admin.Server{Store: p.store, Metrics: p.metrics, Ready: &p.ready,
+		Quit: func() { p.once.Do(func() { close(p.quit) }) }}
+	servers := []struct {
+		name, addr string
+		h          http.Handler
+	}{
+		{"admin", p.f.adminAddr, a.AdminHandler()},
+		{"health", p.bindAddr(p.f.healthAddr), a.HealthHandler()},
+		{"stats", p.bindAddr(p.f.statsAddr), a.StatsHandler()},
+	}
+	var running []*http.Server
+	errc := make(chan error, len(servers))
+	for _, s := range servers {
+		ln, err := net.Listen("tcp", s.addr)
+		if err != nil {
+			return fmt.Errorf("%s listener: %w", s.name, err)
+		}
+		hs := &http.Server{Handler: s.h, ReadHeaderTimeout: 10 * time.Second}
+		running = append(running, hs)
+		p.log.Info("listening", zap.String("listener", s.name), zap.String("addr", ln.Addr().String()))
+		go func() {
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("%s: %w", s.name, err)
+			}
+		}()
+	}
+	w := &config.Watcher{Dir: p.f.config, Opts: config.Options{Namespace: p.f.namespace, Domain: p.f.domain},
+		Trigger: p.hup, OnLoad: p.onLoad,
+		OnWatchError: func(err error) { p.log.Warn("config watch", zap.Error(err)) }}
+	loaded := make(chan struct{})
+	var loadOnce sync.Once
+	onLoad := w.OnLoad
+	w.OnLoad = func(s *config.Set, d config.Diagnostics, err error) {
+		onLoad(s, d, err)
+		loadOnce.Do(func() { close(loaded) })
+	}
+	go func() {
+		if err := w.Run(ctx); err != nil {
+			errc <- fmt.Errorf("config watch: %w", err)
+		}
+	}()
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	defer signal.Stop(hups)
+	go func() {
+		for range hups {
+			select {
+			case p.hup <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	<-loaded
+	p.ready.Store(true)
+	var err error
+	select {
+	case <-ctx.Done():
+	case <-p.quit:
+	case err = <-errc:
+	}
+	p.ready.Store(false)
+	p.log.Info("shutting down", zap.Duration("drain", p.f.drainDuration))
+	sctx, scancel := context.WithTimeout(context.Background(), p.f.drainDuration)
+	defer scancel()
+	for _, hs := range running {
+		_ = hs.Shutdown(sctx)
+	}
+	return err
+}
