@@ -242,3 +242,18 @@ func writeFile(t *testing.T, p, s string) {
 		t.Fatal(err)
 	}
 }
+
+func TestHostileYAML(t *testing.T) {
+	tests := []struct{ name, src string }{
+		{"self alias", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v}\nspec: &a\n  hosts: [a.example.com]\n  http: [*a]\n"},
+		{"alias fan-out", "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: v}\nspec:\n  hosts: &a [x.com, x.com, x.com, x.com, x.com, x.com, x.com, x.com]\n  addresses: &b [*a, *a, *a, *a, *a, *a, *a, *a]\n  exportTo: [*b, *b, *b, *b, *b, *b, *b, *b]\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, diags := Parse("x.yaml", []byte(tt.src), Options{})
+			if !diags.HasErrors() {
+				t.Errorf("hostile YAML accepted without error")
+			}
+		})
+	}
+}

@@ -20,7 +20,16 @@ type decoder struct {
 	res   string
 	lines map[string]int
 	diags *Diagnostics
+	// depth and nodes bound the work an input can cause: YAML aliases can
+	// refer to their own ancestors or fan out exponentially.
+	depth, nodes int
 }
+
+// Limits on one resource's YAML tree.
+const (
+	maxDepth = 64
+	maxNodes = 1 << 20
+)
 
 func (d *decoder) report(sev Severity, line int, path, format string, args ...any) {
 	*d.diags = append(*d.diags, Diagnostic{
@@ -135,9 +144,19 @@ func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.Tag == "!
 
 // decode stores n into v, reporting every problem under path.
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
-	for n.Kind == yaml.AliasNode {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
+	d.nodes++
+	if d.depth >= maxDepth || d.nodes > maxNodes {
+		if d.nodes <= maxNodes+1 || d.depth == maxDepth {
+			d.report(Error, n.Line, path, "document too deeply nested or too large (aliases expand past %d levels or %d nodes)", maxDepth, maxNodes)
+		}
+		d.nodes = maxNodes + 2
+		return
+	}
+	d.depth++
+	defer func() { d.depth-- }()
 	if d.lines != nil && path != "" {
 		if _, ok := d.lines[path]; !ok {
 			d.lines[path] = n.Line
