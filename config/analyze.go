@@ -1,15 +1,23 @@
 package config
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // analyze finds what Istio accepts but `istioctl analyze` flags: references
 // that resolve to nothing. Each is a warning at the referring field; at run
 // time such a route answers 503 NC, as Envoy does.
 func analyze(s *Set, opts Options) Diagnostics {
-	a := analyzer{set: s, opts: opts, subsets: map[string]map[string]bool{}, gateways: map[string]bool{}}
+	a := analyzer{set: s, opts: opts, exact: map[string]bool{}, subsets: map[string]map[string]bool{}, gateways: map[string]bool{}}
 	for _, se := range s.ServiceEntries {
 		for _, h := range se.Spec.Hosts {
-			a.hosts = append(a.hosts, FQDN(h, se.Meta.Namespace, opts.Domain))
+			h = strings.ToLower(FQDN(h, se.Meta.Namespace, opts.Domain))
+			if strings.HasPrefix(h, "*") {
+				a.wildcards = append(a.wildcards, h)
+			} else {
+				a.exact[h] = true
+			}
 		}
 	}
 	for _, dr := range s.DestinationRules {
@@ -38,19 +46,32 @@ func analyze(s *Set, opts Options) Diagnostics {
 }
 
 type analyzer struct {
-	set      *Set
-	opts     Options
-	hosts    []string
-	subsets  map[string]map[string]bool
-	gateways map[string]bool
-	ds       Diagnostics
+	set       *Set
+	opts      Options
+	exact     map[string]bool
+	wildcards []string
+	subsets   map[string]map[string]bool
+	gateways  map[string]bool
+	ds        Diagnostics
 }
 
-// registered reports whether a ServiceEntry host covers fqdn.
+// registered reports whether a ServiceEntry host covers fqdn (or, for a
+// wildcard fqdn, whether any registered host falls within it).
 func (a *analyzer) registered(fqdn string) bool {
-	for _, h := range a.hosts {
+	fqdn = strings.ToLower(fqdn)
+	if a.exact[fqdn] {
+		return true
+	}
+	for _, h := range a.wildcards {
 		if HostMatches(h, fqdn) || HostMatches(fqdn, h) {
 			return true
+		}
+	}
+	if strings.HasPrefix(fqdn, "*") {
+		for h := range a.exact {
+			if HostMatches(fqdn, h) {
+				return true
+			}
 		}
 	}
 	return false
