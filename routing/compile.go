@@ -103,8 +103,7 @@ func (c *compiler) compileAction(rt *Route, r *config.HTTPRoute, ns string, port
 	return nil
 }
 
-// compileRedirect compiles rd for listener port. Istio drops the default
-// port of the redirect scheme.
+// compileRedirect compiles rd for listener port.
 func compileRedirect(rd *config.HTTPRedirect, port uint32) *Redirect {
 	out := &Redirect{Code: int(rd.RedirectCode), Scheme: rd.Scheme, Authority: rd.Authority, Path: rd.URI, Port: rd.Port}
 	if out.Code == 0 {
@@ -112,9 +111,6 @@ func compileRedirect(rd *config.HTTPRedirect, port uint32) *Redirect {
 	}
 	if out.Port == 0 && rd.DerivePort == "FROM_REQUEST_PORT" {
 		out.Port = port
-	}
-	if out.Port == 80 && out.Scheme == "http" || out.Port == 443 && out.Scheme == "https" {
-		out.Port = 0
 	}
 	return out
 }

@@ -137,7 +137,8 @@ type Redirect struct {
 	Code int
 	// Scheme, Authority and Path replace the request's when non-empty.
 	Scheme, Authority, Path string
-	// Port replaces the request's port when non-zero.
+	// Port replaces the request's port when non-zero; the scheme's
+	// default port is left out of the Location.
 	Port uint32
 }
 
@@ -177,7 +178,11 @@ func (rd *Redirect) location(req *Request) string {
 		host = requestHost(req.Authority, req.scheme(), scheme, rd.Port != 0)
 	}
 	if rd.Port != 0 {
-		host = stripPort(host) + ":" + strconv.FormatUint(uint64(rd.Port), 10)
+		// The scheme's default port is not written (Istio drops it).
+		host = stripPort(host)
+		if !(rd.Port == 80 && scheme == "http" || rd.Port == 443 && scheme == "https") {
+			host += ":" + strconv.FormatUint(uint64(rd.Port), 10)
+		}
 	}
 	path := req.Path
 	if rd.Path != "" {
