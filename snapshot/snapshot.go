@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/remora-mesh/remora/config"
+	"github.com/remora-mesh/remora/routing"
 )
 
 // Options describe the proxy the snapshot is compiled for.
@@ -23,6 +24,9 @@ type Options struct {
 	// Labels are the proxy workload's labels (sourceLabels,
 	// workloadSelector, Gateway selector).
 	Labels map[string]string
+	// Gateway is set for a gateway proxy (--role gateway): it serves the
+	// Gateways whose selector matches Labels instead of the "mesh" routes.
+	Gateway bool
 }
 
 func (o Options) withDefaults() Options {
@@ -76,6 +80,12 @@ type Snapshot struct {
 	Clusters map[string]*Cluster
 	// Outbound is the Sidecar's outboundTrafficPolicy mode.
 	Outbound OutboundMode
+	// Routes are the compiled VirtualService rules for this proxy.
+	Routes *routing.Table
+	// RouteWarnings name rules and hosts routing dropped.
+	RouteWarnings []string
+	// Gateways are the Gateways this proxy serves (gateway role only).
+	Gateways []*config.Object[config.Gateway]
 }
 
 // Build compiles set for a proxy described by opts.
@@ -87,6 +97,7 @@ func Build(set *config.Set, diags config.Diagnostics, opts Options) (*Snapshot, 
 	s := &Snapshot{Loaded: time.Now(), Opts: opts, Set: set, Diags: diags, Clusters: map[string]*Cluster{}}
 	s.Registry = buildRegistry(set, opts)
 	s.Outbound = outboundMode(set, opts)
+	s.Routes, s.RouteWarnings = routing.Compile(set.VirtualServices, s.routingContext())
 	rules := destRules(set, opts)
 	for _, svc := range s.Registry.Services() {
 		dr := ruleFor(rules, svc.Host)
@@ -108,6 +119,40 @@ func Build(set *config.Set, diags config.Diagnostics, opts Options) (*Snapshot, 
 		}
 	}
 	return s, nil
+}
+
+// routingContext describes this proxy to the routing compiler: a sidecar
+// applies "mesh"; a gateway applies the Gateways its labels select, on
+// their server ports.
+func (s *Snapshot) routingContext() routing.Context {
+	ctx := routing.Context{Namespace: s.Opts.Namespace, Domain: s.Opts.Domain, Labels: s.Opts.Labels}
+	for _, svc := range s.Registry.Services() {
+		rs := routing.Service{Host: svc.Host, Addresses: svc.Addresses}
+		for _, p := range svc.Ports {
+			rs.Ports = append(rs.Ports, p.Number)
+		}
+		ctx.Services = append(ctx.Services, rs)
+	}
+	if !s.Opts.Gateway {
+		return ctx
+	}
+	ctx.Gateways = []string{}
+	for _, g := range s.Set.Gateways {
+		if !labelsMatch(g.Spec.Selector, s.Opts.Labels) {
+			continue
+		}
+		s.Gateways = append(s.Gateways, g)
+		ctx.Gateways = append(ctx.Gateways, g.Meta.Namespace+"/"+g.Meta.Name)
+		for _, srv := range g.Spec.Servers {
+			if srv.Port != nil {
+				ctx.Ports = append(ctx.Ports, srv.Port.Number)
+			}
+		}
+	}
+	if len(ctx.Gateways) == 0 {
+		ctx.Gateways = []string{"-"} // serves no VirtualService
+	}
+	return ctx
 }
 
 func selectEndpoints(eps []Endpoint, labels map[string]string) []Endpoint {
