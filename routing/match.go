@@ -23,7 +23,7 @@ const (
 // stringMatcher is a compiled config.StringMatch.
 type stringMatcher struct {
 	kind matchKind
-	s    string
+	s    string // the value; for a regex, the literal prefix of every match
 	re   *regexp.Regexp
 	fold bool // exact and prefix compare case-insensitively
 }
@@ -45,7 +45,16 @@ func compileStringMatch(m *config.StringMatch, fold bool) (stringMatcher, error)
 		if err != nil {
 			return stringMatcher{}, fmt.Errorf("regex %q: %w", *m.Regex, err)
 		}
-		return stringMatcher{kind: matchRegex, s: *m.Regex, re: re}, nil
+		sm := stringMatcher{kind: matchRegex, re: re}
+		// s is the literal every match starts with; a regex that is all
+		// literal is an exact match.
+		if un, err := regexp.Compile(*m.Regex); err == nil {
+			var complete bool
+			if sm.s, complete = un.LiteralPrefix(); complete {
+				return stringMatcher{kind: matchExact, s: sm.s}, nil
+			}
+		}
+		return sm, nil
 	}
 	return stringMatcher{}, nil
 }

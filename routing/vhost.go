@@ -40,7 +40,8 @@ const maxLists = 32
 
 // blockIndex finds the blocks whose uri condition can hold for a path
 // without testing every block: case-sensitive exact and prefix uri
-// conditions are looked up by value, the rest are always candidates.
+// conditions are looked up by value, regexes by their literal prefix, the
+// rest are always candidates.
 type blockIndex struct {
 	exact   map[string][]int32
 	prefix  map[string][]int32
@@ -59,7 +60,7 @@ func buildIndex(blocks []block) *blockIndex {
 		switch {
 		case b.hasURI && !b.uri.fold && b.uri.kind == matchExact:
 			x.exact[b.uri.s] = append(x.exact[b.uri.s], int32(i))
-		case b.hasURI && !b.uri.fold && b.uri.kind == matchPrefix:
+		case b.hasURI && !b.uri.fold && b.uri.s != "" && (b.uri.kind == matchPrefix || b.uri.kind == matchRegex):
 			x.prefix[b.uri.s] = append(x.prefix[b.uri.s], int32(i))
 			if !seen[len(b.uri.s)] {
 				seen[len(b.uri.s)] = true
