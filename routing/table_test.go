@@ -318,3 +318,32 @@ func TestAliasesOtherNamespace(t *testing.T) {
 		})
 	}
 }
+
+// A wildcard VirtualService claims the registry hosts it covers, with
+// their aliases, unless an exact host claimed them first.
+func TestWildcardClaimsRegistryHosts(t *testing.T) {
+	vs := `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: wild-svc}
+spec:
+  hosts: ["*.default.svc.cluster.local"]
+  http:
+  - route: [{destination: {host: productpage}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - route: [{destination: {host: reviews, subset: v3}}]
+`
+	tb := sidecar(t, parseVS(t, vs))
+	pp := "outbound|9080||productpage.default.svc.cluster.local"
+	for host, want := range map[string]string{"ratings": pp, "ratings.default.svc.cluster.local": pp, "reviews": reviewsV3, "anything.default.svc.cluster.local": pp} {
+		if got := cluster(tb, get(host, "/")); got != want {
+			t.Errorf("cluster(%s) = %q; want %q", host, got, want)
+		}
+	}
+}
