@@ -11,5 +11,4 @@ func notYet(name string, stderr io.Writer) int {
 }
 
 func cmdExplain(args []string, stdout, stderr io.Writer) int { return notYet("explain", stderr) }
-func cmdWait(args []string, stdout, stderr io.Writer) int    { return notYet("wait", stderr) }
 func cmdDemo(args []string, stdout, stderr io.Writer) int    { return notYet("demo", stderr) }
