@@ -15,12 +15,6 @@ import (
 // grpc-message of a gRPC one (18 bytes, content-type text/plain).
 const AbortBody = "fault filter abort"
 
-// Envoy's response flags for the access log and metrics.
-const (
-	FlagDelay = "DI" // the request was delayed by the fault filter
-	FlagAbort = "FI" // the request was aborted by the fault filter
-)
-
 // million is Envoy's FractionalPercent MILLION denominator: Istio encodes
 // percentage.value as value×10000 parts per million.
 const million = 1_000_000
@@ -53,7 +47,7 @@ type Abort struct {
 
 	// GRPCStatus, if HasGRPCStatus, is the numeric gRPC status code to
 	// answer with in a trailers-only response (:status 200), as Envoy does
-	// for abort.grpcStatus. See GRPCCode for Istio's names.
+	// for abort.grpcStatus (config.GRPCCodes maps Istio's names).
 	GRPCStatus    int
 	HasGRPCStatus bool
 
@@ -77,20 +71,6 @@ type Decision struct {
 
 // Delayed reports whether the decision delays the request (flag DI).
 func (d Decision) Delayed() bool { return d.Delay > 0 }
-
-// Flags returns the Envoy response flags for the decision: "", "DI", "FI" or
-// "DI,FI". It does not allocate.
-func (d Decision) Flags() string {
-	switch {
-	case d.Delayed() && d.Aborted:
-		return FlagDelay + "," + FlagAbort
-	case d.Delayed():
-		return FlagDelay
-	case d.Aborted:
-		return FlagAbort
-	}
-	return ""
-}
 
 // Active reports whether the policy can ever delay or abort a request.
 func (p *Policy) Active() bool { return p.delays() || p.aborts() }
@@ -132,21 +112,4 @@ func (p *Policy) Decide(rnd func() uint64) Decision {
 func fires(percent float64, r uint64) bool {
 	n := uint64(math.Round(min(percent, 100) * 10000))
 	return r%million < n
-}
-
-// grpcCodes is Istio's table of gRPC status names for abort.grpcStatus.
-var grpcCodes = map[string]int{
-	"OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3,
-	"DEADLINE_EXCEEDED": 4, "NOT_FOUND": 5, "ALREADY_EXISTS": 6,
-	"PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8, "FAILED_PRECONDITION": 9,
-	"ABORTED": 10, "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12, "INTERNAL": 13,
-	"UNAVAILABLE": 14, "DATA_LOSS": 15, "UNAUTHENTICATED": 16,
-}
-
-// GRPCCode returns the numeric code for an Istio abort.grpcStatus name such
-// as "UNAVAILABLE" (14); ok is false for a name outside Istio's table. It is
-// safe for concurrent use.
-func GRPCCode(name string) (code int, ok bool) {
-	code, ok = grpcCodes[name]
-	return code, ok
 }

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/remora-mesh/remora/fault"
 )
 
 // ruleVS wraps one http rule (YAML under "- ") for host reviews.
@@ -263,13 +265,13 @@ func TestMirrors(t *testing.T) {
 func TestFaultCompile(t *testing.T) {
 	tests := []struct {
 		name, fault string
-		want        Fault
+		want        fault.Policy
 	}{
-		{"percentage", "{delay: {fixedDelay: 5s, percentage: {value: 0.1}}}", Fault{DelayPerMillion: 1000, Delay: 5 * time.Second, GRPCStatus: -1}},
-		{"legacy percent", "{delay: {fixedDelay: 1s, percent: 20}}", Fault{DelayPerMillion: 200_000, Delay: time.Second, GRPCStatus: -1}},
-		{"percentage beats percent", "{delay: {fixedDelay: 1s, percent: 20, percentage: {value: 50}}}", Fault{DelayPerMillion: 500_000, Delay: time.Second, GRPCStatus: -1}},
-		{"no percentage never fires", "{abort: {httpStatus: 503}}", Fault{HTTPStatus: 503, GRPCStatus: -1}},
-		{"grpc status", "{abort: {grpcStatus: UNAVAILABLE, percentage: {value: 100}}}", Fault{AbortPerMillion: 1_000_000, GRPCStatus: 14}},
+		{"percentage", "{delay: {fixedDelay: 5s, percentage: {value: 0.1}}}", fault.Policy{Delay: fault.Delay{Fixed: 5 * time.Second, Percent: 0.1}}},
+		{"legacy percent", "{delay: {fixedDelay: 1s, percent: 20}}", fault.Policy{Delay: fault.Delay{Fixed: time.Second, Percent: 20}}},
+		{"percentage beats percent", "{delay: {fixedDelay: 1s, percent: 20, percentage: {value: 50}}}", fault.Policy{Delay: fault.Delay{Fixed: time.Second, Percent: 50}}},
+		{"no percentage never fires", "{abort: {httpStatus: 503}}", fault.Policy{Abort: fault.Abort{HTTPStatus: 503}}},
+		{"grpc status", "{abort: {grpcStatus: UNAVAILABLE, percentage: {value: 100}}}", fault.Policy{Abort: fault.Abort{GRPCStatus: 14, HasGRPCStatus: true, Percent: 100}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,34 +8,12 @@ import (
 	"time"
 
 	"github.com/remora-mesh/remora/config"
+	"github.com/remora-mesh/remora/fault"
 )
 
 // PerMillion is Envoy's FractionalPercent denominator: Istio encodes a
 // percentage value v as v×10000 parts per million.
 const PerMillion = 1_000_000
-
-// Fault is a compiled HTTPFaultInjection. Delay and abort are independent
-// coin flips; a zero chance never fires.
-type Fault struct {
-	// DelayPerMillion is the chance of a delay, in parts per million.
-	DelayPerMillion uint32
-	// Delay is the fixed delay.
-	Delay time.Duration
-	// AbortPerMillion is the chance of an abort, in parts per million.
-	AbortPerMillion uint32
-	// HTTPStatus is the abort status; zero when the abort is gRPC only.
-	HTTPStatus int
-	// GRPCStatus is the numeric gRPC abort status, or -1 when unset.
-	GRPCStatus int
-}
-
-// grpcCodes are the gRPC status names Istio accepts for abort.grpcStatus.
-var grpcCodes = map[string]int{
-	"OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4,
-	"NOT_FOUND": 5, "ALREADY_EXISTS": 6, "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8,
-	"FAILED_PRECONDITION": 9, "ABORTED": 10, "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12,
-	"INTERNAL": 13, "UNAVAILABLE": 14, "DATA_LOSS": 15, "UNAUTHENTICATED": 16,
-}
 
 // perMillion converts an Istio percentage (0..100) to parts per million.
 func perMillion(p *config.Percent) uint32 {
@@ -52,32 +30,34 @@ func perMillion(p *config.Percent) uint32 {
 	return uint32(v)
 }
 
-// compileFault compiles f; nil gives nil.
-func compileFault(f *config.HTTPFaultInjection) *Fault {
+// compileFault compiles f into the fault package's policy: percentage
+// value, or the legacy integer delay.percent only when percentage is
+// absent; neither means the fault never fires. nil gives nil.
+func compileFault(f *config.HTTPFaultInjection) *fault.Policy {
 	if f == nil || f.Delay == nil && f.Abort == nil {
 		return nil
 	}
-	out := &Fault{GRPCStatus: -1}
+	p := &fault.Policy{}
 	if d := f.Delay; d != nil && d.FixedDelay != nil {
-		out.Delay = d.FixedDelay.Duration
+		p.Delay.Fixed = d.FixedDelay.Duration
 		switch {
 		case d.Percentage != nil:
-			out.DelayPerMillion = perMillion(d.Percentage)
+			p.Delay.Percent = d.Percentage.Value
 		case d.Percent != nil:
-			out.DelayPerMillion = perMillion(&config.Percent{Value: float64(*d.Percent)})
+			p.Delay.Percent = float64(*d.Percent)
 		}
 	}
 	if a := f.Abort; a != nil {
-		out.AbortPerMillion = perMillion(a.Percentage)
+		if a.Percentage != nil {
+			p.Abort.Percent = a.Percentage.Value
+		}
 		if a.HTTPStatus != nil {
-			out.HTTPStatus = int(*a.HTTPStatus)
-		} else if c, ok := grpcCodes[a.GRPCStatus]; ok {
-			out.GRPCStatus = c
-		} else {
-			out.AbortPerMillion = 0
+			p.Abort.HTTPStatus = int(*a.HTTPStatus)
+		} else if c, ok := config.GRPCCodes[a.GRPCStatus]; ok {
+			p.Abort.GRPCStatus, p.Abort.HasGRPCStatus = c, true
 		}
 	}
-	return out
+	return p
 }
 
 // Mirror is one shadow destination of a route.

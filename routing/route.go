@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/remora-mesh/remora/fault"
 )
 
 // Route is the compiled action of one VirtualService HTTP rule (or of a
@@ -39,7 +41,7 @@ type Route struct {
 	// Retry is the retry policy; nil means no retries.
 	Retry *RetryPolicy
 	// Fault is the fault injection; nil means none.
-	Fault *Fault
+	Fault *fault.Policy
 	// Mirrors are the shadow destinations, each with its own percentage.
 	Mirrors []Mirror
 	// CORS is the CORS policy; nil means none.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/remora-mesh/remora/fault"
 )
 
 const (
@@ -63,11 +65,11 @@ func TestBookinfoFaults(t *testing.T) {
 	tests := []struct {
 		name, file string
 		user       string
-		want       *Fault
+		want       *fault.Policy
 	}{
-		{"abort jason", "ratings-test-abort.yaml", "jason", &Fault{AbortPerMillion: 1_000_000, HTTPStatus: 500, GRPCStatus: -1}},
+		{"abort jason", "ratings-test-abort.yaml", "jason", &fault.Policy{Abort: fault.Abort{HTTPStatus: 500, Percent: 100}}},
 		{"abort other", "ratings-test-abort.yaml", "bob", nil},
-		{"delay jason", "ratings-test-delay.yaml", "jason", &Fault{DelayPerMillion: 1_000_000, Delay: 7 * time.Second, GRPCStatus: -1}},
+		{"delay jason", "ratings-test-delay.yaml", "jason", &fault.Policy{Delay: fault.Delay{Fixed: 7 * time.Second, Percent: 100}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
