@@ -23,7 +23,7 @@ type seriesCache[K comparable, V any] struct {
 	read     atomic.Pointer[map[K]*V]
 	full     atomic.Bool // dirty reached max and is published
 	max      int
-	build    func(*K) *V
+	build    func(K) *V
 	overflow *V
 	dropped  prometheus.Counter
 
@@ -34,7 +34,7 @@ type seriesCache[K comparable, V any] struct {
 
 // newSeriesCache returns a cache of at most max series built by build;
 // keys beyond max get overflow and increment dropped.
-func newSeriesCache[K comparable, V any](max int, build func(*K) *V, overflow *V, dropped prometheus.Counter) *seriesCache[K, V] {
+func newSeriesCache[K comparable, V any](max int, build func(K) *V, overflow *V, dropped prometheus.Counter) *seriesCache[K, V] {
 	c := &seriesCache[K, V]{max: max, build: build, overflow: overflow, dropped: dropped, dirty: map[K]*V{}}
 	c.read.Store(&map[K]*V{})
 	return c
@@ -64,7 +64,7 @@ func (c *seriesCache[K, V]) slowGet(k *K) *V {
 			c.dropped.Inc()
 			return c.overflow
 		}
-		v = c.build(k)
+		v = c.build(*k)
 		c.dirty[*k] = v
 	}
 	c.misses++

@@ -49,9 +49,9 @@ func (im *istioMetrics) init(reg *prometheus.Registry, maxSeries int) {
 	reg.MustRegister(im.requests, im.duration, im.requestBytes, im.responseBytes,
 		im.tcpOpened, im.tcpClosed, im.tcpSent, im.tcpReceived, overflowed)
 
-	im.http = newSeriesCache(maxSeries, func(k *httpKey) *httpSeries { return im.httpChildren(k.values()) },
+	im.http = newSeriesCache(maxSeries, func(k httpKey) *httpSeries { return im.httpChildren(k.values()) },
 		im.httpChildren(overflowValues(len(httpLabelNames))), overflowed.WithLabelValues("http"))
-	im.tcp = newSeriesCache(maxSeries, func(k *tcpKey) *tcpSeries { return im.tcpChildren(k.values()) },
+	im.tcp = newSeriesCache(maxSeries, func(k tcpKey) *tcpSeries { return im.tcpChildren(k.values()) },
 		im.tcpChildren(overflowValues(len(tcpLabelNames))), overflowed.WithLabelValues("tcp"))
 }
 
