@@ -10,6 +10,7 @@ import (
 
 	"github.com/remora-mesh/remora/snapshot"
 	"github.com/remora-mesh/remora/telemetry"
+	"github.com/remora-mesh/remora/upstream"
 )
 
 // Server holds what the admin handlers read. Ready is set by the process
@@ -22,6 +23,8 @@ type Server struct {
 	Quit func()
 	// Drain is called by /drain_listeners; nil means 501.
 	Drain func()
+	// Upstream is the live cluster state /clusters shows; nil means 503.
+	Upstream *upstream.Manager
 }
 
 // AdminHandler is the admin API (Envoy's paths).
@@ -29,6 +32,7 @@ func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /config_dump", s.configDump)
 	mux.HandleFunc("GET /ready", s.ready)
+	mux.HandleFunc("GET /clusters", s.clusters)
 	mux.Handle("GET /stats/prometheus", s.Metrics.Handler())
 	mux.HandleFunc("POST /quitquitquit", s.call(func() func() { return s.Quit }))
 	mux.HandleFunc("POST /drain_listeners", s.call(func() func() { return s.Drain }))

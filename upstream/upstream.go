@@ -3,15 +3,29 @@
 // connection pools with Envoy's circuit breakers, dialing and TLS
 // origination. State is keyed by cluster name and endpoint address so it
 // survives reloads.
+//
+// A caller (the proxy) asks the Manager for a Cluster by name and then, per
+// attempt, calls RoundTrip (HTTP) or DialTCP (TCP proxying); TryRetry
+// guards each retry with the maxRetries breaker. Failures come back as
+// values the caller maps to Envoy's response flags with errors.Is / As:
+// ErrOverflow (UO), ErrNoHealthyUpstream (UH), *ConnectError (UF),
+// *ResetError (UC, or UPE when Protocol), and the attempt context's own
+// error when it ended (UT for a deadline, DC for a cancel).
 package upstream
 
 import (
-	"context"
 	"errors"
 	"net"
-	"net/http"
 	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
 
+	"go.uber.org/zap"
+
+	"github.com/remora-mesh/remora/internal/clock"
+	"github.com/remora-mesh/remora/outlier"
 	"github.com/remora-mesh/remora/snapshot"
 )
 
@@ -24,6 +38,8 @@ var (
 )
 
 // A ConnectError means no connection to Addr could be made (503, flag UF).
+// Err is the dial, timeout or TLS handshake error; errors.Is(err,
+// context.DeadlineExceeded) is true for a connect timeout.
 type ConnectError struct {
 	Addr string
 	Err  error
@@ -47,9 +63,10 @@ type ResetError struct {
 func (e *ResetError) Error() string { return "upstream " + e.Addr + ": " + e.Err.Error() }
 func (e *ResetError) Unwrap() error { return e.Err }
 
-// Host is one endpoint of a cluster as the proxy sees it.
+// Host is one endpoint of a cluster as the proxy sees it. The value is
+// shared by every attempt to the endpoint: treat it as read-only.
 type Host struct {
-	// Addr is "ip:port".
+	// Addr is "ip:port" (or "unix://path" for a unix socket endpoint).
 	Addr string
 }
 
@@ -65,39 +82,192 @@ type AttemptOptions struct {
 	Original netip.AddrPort
 }
 
-// Manager owns every live cluster. It is safe for concurrent use.
-type Manager struct{}
+// Options configure a Manager. The zero value is production use: the real
+// clock, math/rand/v2, no logging, the system resolver.
+type Options struct {
+	// Clock drives outlier detection (ejection times); nil means
+	// clock.Real.
+	Clock clock.Clock
+	// Rand feeds the load balancers and the hash of requests without a
+	// hash key; it must be safe for concurrent use. Nil means
+	// math/rand/v2.
+	Rand func() uint64
+	// Logger receives cluster events (ejections, DNS failures, TLS
+	// config errors), never per-request lines. Nil means no logging.
+	Logger *zap.Logger
+	// Resolver resolves the endpoints of DNS clusters; nil means
+	// net.DefaultResolver. NewResolver builds one for --dns-server.
+	Resolver *net.Resolver
+	// DNSRefresh is how often DNS clusters re-resolve; zero means
+	// DefaultDNSRefresh.
+	DNSRefresh time.Duration
+	// NewTicker starts the outlier sweep ticker of a cluster; it returns
+	// the tick channel and a stop function. Nil means time.NewTicker.
+	// Tests pass an unbuffered channel they send on.
+	NewTicker func(d time.Duration) (<-chan time.Time, func())
+	// OnEjection, if not nil, is called for every outlier ejection and
+	// return to service (for metrics), on the goroutine that caused it.
+	OnEjection func(cluster string, ev outlier.Event)
+}
+
+// Defaults Istio applies, and the Passthrough cluster's settings.
+const (
+	// DefaultConnectTimeout is MeshConfig.connectTimeout.
+	DefaultConnectTimeout = 10 * time.Second
+	// DefaultIdleTimeout is Envoy's upstream HTTP pool idle timeout.
+	DefaultIdleTimeout = time.Hour
+	// PassthroughIdleTimeout is the PassthroughCluster's pool idle timeout.
+	PassthroughIdleTimeout = 5 * time.Minute
+	// DefaultDNSRefresh is Istio's dns_refresh_rate.
+	DefaultDNSRefresh = 60 * time.Second
+	// Unlimited is the circuit-breaker threshold Istio sets when the
+	// DestinationRule sets none (2^32-1).
+	Unlimited = 1<<32 - 1
+	// PassthroughName is the cluster name of Passthrough().
+	PassthroughName = "PassthroughCluster"
+)
+
+// Manager owns every live cluster. It is safe for concurrent use. The zero
+// value is usable and behaves as NewManager(Options{}).
+type Manager struct {
+	once     sync.Once
+	opts     Options
+	log      *zap.Logger
+	clusters atomic.Pointer[map[string]*Cluster]
+
+	mu     sync.Mutex // serialises Update and Close
+	pt     *Cluster   // created on first use; guarded by mu
+	closed bool       // guarded by mu
+}
+
+// NewManager returns a Manager with opts.
+func NewManager(opts Options) *Manager {
+	m := &Manager{opts: opts}
+	m.init()
+	return m
+}
+
+func (m *Manager) init() {
+	m.once.Do(func() {
+		if m.opts.Clock == nil {
+			m.opts.Clock = clock.Real{}
+		}
+		if m.opts.Resolver == nil {
+			m.opts.Resolver = net.DefaultResolver
+		}
+		if m.opts.DNSRefresh <= 0 {
+			m.opts.DNSRefresh = DefaultDNSRefresh
+		}
+		if m.opts.NewTicker == nil {
+			m.opts.NewTicker = func(d time.Duration) (<-chan time.Time, func()) {
+				t := time.NewTicker(d)
+				return t.C, t.Stop
+			}
+		}
+		m.log = m.opts.Logger
+		if m.log == nil {
+			m.log = zap.NewNop()
+		}
+	})
+}
 
 // Update reconciles the live clusters with snap; endpoints that remain
-// keep their state (active requests, ejections).
-func (m *Manager) Update(snap *snapshot.Snapshot) {}
+// keep their state (active requests, ejections, pooled connections).
+// Clusters that disappear are closed: their idle connections are closed,
+// requests in flight finish. A nil snap changes nothing.
+func (m *Manager) Update(snap *snapshot.Snapshot) {
+	m.init()
+	if snap == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return
+	}
+	old := m.clusterMap()
+	next := make(map[string]*Cluster, len(snap.Clusters))
+	for name, sc := range snap.Clusters {
+		c := old[name]
+		if c == nil {
+			c = newCluster(m, name)
+		}
+		c.update(sc)
+		next[name] = c
+	}
+	m.clusters.Store(&next)
+	for name, c := range old {
+		if _, kept := next[name]; !kept {
+			c.close()
+		}
+	}
+}
+
+func (m *Manager) clusterMap() map[string]*Cluster {
+	if p := m.clusters.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
 
 // Cluster returns the live cluster by name, or nil when the current
 // snapshot has none (the caller answers 503 NC).
-func (m *Manager) Cluster(name string) *Cluster { return nil }
+func (m *Manager) Cluster(name string) *Cluster {
+	return m.clusterMap()[name]
+}
 
 // Passthrough is the cluster that connects to each request's original
-// destination (ALLOW_ANY).
-func (m *Manager) Passthrough() *Cluster { return nil }
-
-// Cluster is one live upstream cluster.
-type Cluster struct{}
-
-// DialTCP picks an endpoint and connects to it for a TCP proxy
-// connection, enforcing maxConnections (ErrOverflow) and connectTimeout
-// (*ConnectError); Close on the returned conn releases its slot.
-func (c *Cluster) DialTCP(ctx context.Context, opt AttemptOptions) (net.Conn, *Host, error) {
-	return nil, nil, ErrNoHealthyUpstream
+// destination (ALLOW_ANY): AttemptOptions.Original, connect timeout 10s, no
+// circuit-breaker limits, HTTP/1.1 pool idle timeout 5 minutes.
+func (m *Manager) Passthrough() *Cluster {
+	m.init()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.pt == nil {
+		m.pt = newCluster(m, PassthroughName)
+		m.pt.set.Store(passthroughSettings())
+		m.pt.markReady()
+		if m.closed {
+			m.pt.close()
+		}
+	}
+	return m.pt
 }
 
-// RoundTrip sends one attempt of req to an endpoint it picks, enforcing
-// the cluster's circuit breakers, and records the outcome for outlier
-// detection. Closing the response body releases the request's slot.
-func (c *Cluster) RoundTrip(ctx context.Context, req *http.Request, opt AttemptOptions) (*http.Response, *Host, error) {
-	return nil, nil, ErrNoHealthyUpstream
+// Close stops every cluster's background work (outlier tickers, DNS
+// refresh) and closes idle connections. Requests in flight finish; their
+// connections close instead of returning to a pool. Update after Close does
+// nothing.
+func (m *Manager) Close() {
+	m.init()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	for _, c := range m.clusterMap() {
+		c.close()
+	}
+	if m.pt != nil {
+		m.pt.close()
+	}
 }
 
-// TryRetry reserves a slot under the maxRetries circuit breaker; false
-// means the retry must not happen (flag UO). Call the returned release
-// when the retry ends.
-func (c *Cluster) TryRetry() (release func(), ok bool) { return func() {}, true }
+// all returns every live cluster sorted by name, the passthrough last.
+func (m *Manager) all() []*Cluster {
+	cm := m.clusterMap()
+	out := make([]*Cluster, 0, len(cm)+1)
+	for _, c := range cm {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b *Cluster) int {
+		if a.name < b.name {
+			return -1
+		}
+		return 1
+	})
+	m.mu.Lock()
+	if m.pt != nil {
+		out = append(out, m.pt)
+	}
+	m.mu.Unlock()
+	return out
+}
