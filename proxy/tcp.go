@@ -1,0 +1,223 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultIdleTimeout closes a TCP proxy connection on which no data has
+// moved in either direction for this long (Istio's tcp_proxy default).
+const DefaultIdleTimeout = time.Hour
+
+// copyChunk is how many bytes one splice pass moves before the copier
+// publishes its byte count.
+const copyChunk = 4 << 20
+
+// TCPResult is what one proxied TCP connection moved.
+type TCPResult struct {
+	// Received counts bytes from downstream to upstream, Sent bytes from
+	// upstream to downstream (Istio's istio_tcp_received/sent_bytes).
+	Received, Sent int64
+	// IdleTimeout is set when the idle timer closed the connection.
+	IdleTimeout bool
+	// Err is the first copy error other than EOF or a close this
+	// function made, if any.
+	Err error
+}
+
+// ForwardTCP copies bytes between down and up until both directions are
+// done, then closes both. A direction that reaches EOF half-closes its
+// destination (CloseWrite), as Envoy's tcp_proxy does; an error in one
+// direction closes both. Between two *net.TCPConn (directly, or under a
+// *PeekedConn with nothing pending) the copy is a kernel splice. idle
+// closes the connection when no data moved for that long (zero means
+// DefaultIdleTimeout, negative means never); it is checked by one timer,
+// not per-read deadlines, using the kernel's TCP_INFO where available.
+// ForwardTCP blocks until the connection is done; closing either conn
+// from elsewhere ends it.
+func ForwardTCP(down, up net.Conn, idle time.Duration) TCPResult {
+	if idle == 0 {
+		idle = DefaultIdleTimeout
+	}
+	var pending []byte
+	if p, ok := down.(*PeekedConn); ok {
+		pending, p.pending, down = p.pending, nil, p.Conn
+	}
+	f := &forwarder{down: down, up: up}
+	f.touch()
+	if idle > 0 {
+		f.idle = idle
+		f.timer = time.AfterFunc(idle, f.checkIdle)
+	}
+	upward := &copier{f: f, dst: up, src: down, pending: pending}
+	downward := &copier{f: f, dst: down, src: up}
+	done := make(chan struct{})
+	go downward.run(done)
+	upward.run(nil)
+	<-done
+	if f.timer != nil {
+		f.timer.Stop()
+	}
+	f.closeBoth()
+	res := TCPResult{Received: upward.n.Load(), Sent: downward.n.Load(), IdleTimeout: f.idled.Load()}
+	res.Err = errors.Join(upward.err, downward.err)
+	return res
+}
+
+// forwarder is the state the two copiers of one connection share.
+type forwarder struct {
+	down, up  net.Conn
+	idle      time.Duration
+	timer     *time.Timer
+	last      atomic.Int64 // unix nanos of the last observed activity
+	idled     atomic.Bool
+	closeOnce sync.Once
+	closed    atomic.Bool
+}
+
+func (f *forwarder) touch() { f.last.Store(time.Now().UnixNano()) }
+
+func (f *forwarder) closeBoth() {
+	f.closeOnce.Do(func() {
+		f.closed.Store(true)
+		f.down.Close()
+		f.up.Close()
+	})
+}
+
+// checkIdle runs when the idle timer fires: it closes the connection if
+// nothing moved for f.idle, else re-arms the timer for the remainder.
+func (f *forwarder) checkIdle() {
+	now := time.Now()
+	quiet := now.Sub(time.Unix(0, f.last.Load()))
+	for _, c := range [...]net.Conn{f.down, f.up} {
+		if tc := tcpConn(c); tc != nil {
+			if ms, ok := lastDataAge(tc); ok {
+				quiet = min(quiet, time.Duration(ms)*time.Millisecond)
+			}
+		}
+	}
+	if quiet >= f.idle {
+		f.idled.Store(true)
+		f.closeBoth()
+		return
+	}
+	f.timer.Reset(f.idle - quiet)
+}
+
+// copier moves one direction of a proxied connection. It exists, as in
+// net/http, so the goroutines have useful names in stack traces.
+type copier struct {
+	f        *forwarder
+	dst, src net.Conn
+	// pending are bytes to write before copying (peeked by detection).
+	pending []byte
+	n       atomic.Int64
+	err     error
+}
+
+// run copies src to dst until EOF or an error, then half-closes dst (on
+// EOF) or closes both (on an error). done, if non-nil, is closed at the
+// end.
+func (c *copier) run(done chan struct{}) {
+	if done != nil {
+		defer close(done)
+	}
+	err := c.copy()
+	switch {
+	case err == nil:
+		if closeWrite(c.dst) == nil {
+			return
+		}
+		c.f.closeBoth()
+	default:
+		if !c.f.closed.Load() {
+			c.err = err
+		}
+		c.f.closeBoth()
+	}
+}
+
+// copy moves the bytes, splicing between TCP sockets once any peeked
+// bytes are written. It returns nil at EOF.
+func (c *copier) copy() error {
+	src := c.src
+	if len(c.pending) > 0 {
+		n, err := c.dst.Write(c.pending)
+		c.n.Add(int64(n))
+		c.pending = nil
+		if err != nil {
+			return err
+		}
+	}
+	dtc, stc := tcpConn(c.dst), tcpConn(src)
+	if dtc == nil || stc == nil {
+		_, err := io.Copy(c.dst, &activityReader{c: c, r: src})
+		return err
+	}
+	for {
+		n, err := dtc.ReadFrom(&io.LimitedReader{R: stc, N: copyChunk})
+		c.n.Add(n)
+		if n > 0 {
+			c.f.touch()
+		}
+		if err != nil || n < copyChunk {
+			return err
+		}
+	}
+}
+
+// closeWrite half-closes c, through wrappers that lack CloseWrite.
+func closeWrite(c net.Conn) error {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	if tc := tcpConn(c); tc != nil {
+		return tc.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
+
+// activityReader counts bytes and records activity for copies that
+// cannot splice.
+type activityReader struct {
+	c *copier
+	r io.Reader
+}
+
+func (a *activityReader) Read(p []byte) (int, error) {
+	n, err := a.r.Read(p)
+	if n > 0 {
+		a.c.n.Add(int64(n))
+		a.c.f.touch()
+	}
+	return n, err
+}
+
+// tcpConn returns the *net.TCPConn under c, looking through a
+// *PeekedConn with nothing pending and through wrappers that expose
+// NetConn (tls.Conn style) or TCPConn; nil if there is none.
+func tcpConn(c net.Conn) *net.TCPConn {
+	for range 4 {
+		switch v := c.(type) {
+		case *net.TCPConn:
+			return v
+		case *PeekedConn:
+			if len(v.pending) > 0 {
+				return nil
+			}
+			c = v.Conn
+		case interface{ TCPConn() *net.TCPConn }:
+			return v.TCPConn()
+		case interface{ NetConn() net.Conn }:
+			c = v.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
+}
