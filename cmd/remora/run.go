@@ -21,8 +21,10 @@ import (
 
 	"github.com/remora-mesh/remora/admin"
 	"github.com/remora-mesh/remora/config"
+	"github.com/remora-mesh/remora/proxy"
 	"github.com/remora-mesh/remora/snapshot"
 	"github.com/remora-mesh/remora/telemetry"
+	"github.com/remora-mesh/remora/upstream"
 )
 
 // runFlags are the flags of `remora run` (DESIGN.md).
@@ -151,14 +153,16 @@ type process struct {
 	log     *zap.Logger
 	store   *snapshot.Store
 	metrics *telemetry.Metrics
-	ready   atomic.Bool
+	// upstream holds the live clusters, updated with every snapshot.
+	upstream *upstream.Manager
+	ready    atomic.Bool
 	hup     chan struct{}
 	quit    chan struct{}
 	once    sync.Once
 }
 
 func newProcess(f *runFlags, log *zap.Logger) *process {
-	return &process{f: f, log: log, store: &snapshot.Store{}, metrics: telemetry.NewMetrics(),
+	return &process{f: f, log: log, store: &snapshot.Store{}, metrics: telemetry.NewMetrics(), upstream: &upstream.Manager{},
 		hup: make(chan struct{}, 1), quit: make(chan struct{})}
 }
 
@@ -189,6 +193,7 @@ func (p *process) onLoad(set *config.Set, diags config.Diagnostics, err error) {
 			p.log.Warn("config warning", zap.String("problem", d.String()))
 		}
 	}
+	p.upstream.Update(snap)
 	p.store.Swap(snap)
 	p.metrics.ConfigReloads.WithLabelValues("success").Inc()
 	p.log.Info("config loaded", zap.Uint64("version", snap.Version), zap.Int("resources", set.Count()), zap.Int("clusters", len(snap.Clusters)))
@@ -217,7 +222,7 @@ func (p *process) run(ctx context.Context) error {
 		{"stats", p.bindAddr(p.f.statsAddr), a.StatsHandler()},
 	}
 	var running []*http.Server
-	errc := make(chan error, len(servers))
+	errc := make(chan error, len(servers)+2)
 	for _, s := range servers {
 		ln, err := net.Listen("tcp", s.addr)
 		if err != nil {
@@ -231,6 +236,10 @@ func (p *process) run(ctx context.Context) error {
 				errc <- fmt.Errorf("%s: %w", s.name, err)
 			}
 		}()
+	}
+	stopProxy, err := p.startProxyListeners(nil, errc)
+	if err != nil {
+		return err
 	}
 	w := &config.Watcher{Dir: p.f.config, Opts: config.Options{Namespace: p.f.namespace, Domain: p.f.domain},
 		Trigger: p.hup, OnLoad: p.onLoad,
@@ -260,7 +269,6 @@ func (p *process) run(ctx context.Context) error {
 	}()
 	<-loaded
 	p.ready.Store(true)
-	var err error
 	select {
 	case <-ctx.Done():
 	case <-p.quit:
@@ -270,8 +278,54 @@ func (p *process) run(ctx context.Context) error {
 	p.log.Info("shutting down", zap.Duration("drain", p.f.drainDuration))
 	sctx, scancel := context.WithTimeout(context.Background(), p.f.drainDuration)
 	defer scancel()
+	stopProxy(sctx)
 	for _, hs := range running {
 		_ = hs.Shutdown(sctx)
 	}
 	return err
+}
+
+// startProxyListeners binds the sidecar's capture listeners — outbound
+// (--outbound-port, 15001) and inbound (--inbound-port, 15006), on every
+// address or --bind-address — and serves them with h as the HTTP chain
+// (nil closes HTTP connections). It returns once both are bound, so
+// readiness follows it; stop drains them until its context ends. The
+// gateway role has no capture listeners.
+func (p *process) startProxyListeners(h proxy.HTTPConnServer, errc chan<- error) (stop func(context.Context), err error) {
+	if p.f.role != "sidecar" {
+		return func(context.Context) {}, nil
+	}
+	var lns []*proxy.Listener
+	stop = func(ctx context.Context) {
+		var wg sync.WaitGroup
+		for _, l := range lns {
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = l.Shutdown(ctx) }()
+		}
+		wg.Wait()
+	}
+	for _, c := range []struct {
+		name    string
+		port    int
+		inbound bool
+	}{{"outbound", p.f.outboundPort, false}, {"inbound", p.f.inboundPort, true}} {
+		addr := p.bindAddr(net.JoinHostPort("", fmt.Sprint(c.port)))
+		// The inbound listener asks for IP_TRANSPARENT so TPROXY
+		// interception works when remora has CAP_NET_ADMIN; without it
+		// REDIRECT interception still does.
+		ln, tproxy, err := proxy.Listen(context.Background(), addr, c.inbound)
+		if err != nil {
+			stop(context.Background())
+			return nil, fmt.Errorf("%s listener: %w", c.name, err)
+		}
+		l := &proxy.Listener{Name: c.name, Inbound: c.inbound, Store: p.store, Upstream: p.upstream, HTTP: h, Log: p.log}
+		lns = append(lns, l)
+		p.log.Info("listening", zap.String("listener", c.name), zap.String("addr", ln.Addr().String()), zap.Bool("transparent", tproxy))
+		go func() {
+			if err := l.Serve(ln); !errors.Is(err, proxy.ErrListenerClosed) {
+				errc <- fmt.Errorf("%s listener: %w", c.name, err)
+			}
+		}()
+	}
+	return stop, nil
 }
