@@ -156,9 +156,9 @@ type process struct {
 	// upstream holds the live clusters, updated with every snapshot.
 	upstream *upstream.Manager
 	ready    atomic.Bool
-	hup     chan struct{}
-	quit    chan struct{}
-	once    sync.Once
+	hup      chan struct{}
+	quit     chan struct{}
+	once     sync.Once
 }
 
 func newProcess(f *runFlags, log *zap.Logger) *process {
