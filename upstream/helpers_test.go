@@ -25,7 +25,7 @@ func clusterName(subset string) string { return snapshot.ClusterName(9080, subse
 
 // snap builds a snapshot with one cluster over the given backend
 // addresses ("127.0.0.1:port") with policy p.
-func snap(t *testing.T, proto config.Protocol, p snapshot.Policy, addrs ...string) *snapshot.Snapshot {
+func snap(t testing.TB, proto config.Protocol, p snapshot.Policy, addrs ...string) *snapshot.Snapshot {
 	t.Helper()
 	port := snapshot.Port{Number: 9080, Name: "http", Protocol: proto}
 	svc := &snapshot.Service{Host: testHost, Namespace: "default", Resolution: "STATIC", Ports: []snapshot.Port{port}}
@@ -40,11 +40,16 @@ func snap(t *testing.T, proto config.Protocol, p snapshot.Policy, addrs ...strin
 }
 
 // ticker is a hand-driven sweep ticker.
-type ticker struct{ ch chan time.Time }
+type ticker struct {
+	ch      chan time.Time
+	stopped chan struct{} // receives one value per stopped ticker
+}
 
-func newTicker() *ticker { return &ticker{ch: make(chan time.Time)} }
+func newTicker() *ticker { return &ticker{ch: make(chan time.Time), stopped: make(chan struct{}, 16)} }
 
-func (tk *ticker) new(time.Duration) (<-chan time.Time, func()) { return tk.ch, func() {} }
+func (tk *ticker) new(time.Duration) (<-chan time.Time, func()) {
+	return tk.ch, func() { tk.stopped <- struct{}{} }
+}
 
 // tick runs one sweep and returns once it is done: the second send on the
 // unbuffered channel completes only when the loop is back at its select.
@@ -67,7 +72,7 @@ func newTestManager(t *testing.T) (*Manager, *clock.Fake, *ticker) {
 }
 
 // backend starts an HTTP/1.1 test server; conns counts new connections.
-func backend(t *testing.T, h http.Handler) (addr string, conns *atomic.Int64, srv *httptest.Server) {
+func backend(t testing.TB, h http.Handler) (addr string, conns *atomic.Int64, srv *httptest.Server) {
 	t.Helper()
 	conns = new(atomic.Int64)
 	srv = httptest.NewUnstartedServer(h)
