@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"sync/atomic"
 
+	"go.uber.org/zap"
+
 	"github.com/remora-mesh/remora/snapshot"
 	"github.com/remora-mesh/remora/telemetry"
 	"github.com/remora-mesh/remora/upstream"
@@ -25,6 +27,8 @@ type Server struct {
 	Drain func()
 	// Upstream is the live cluster state /clusters shows; nil means 503.
 	Upstream *upstream.Manager
+	// Level is the process log level /logging reads and sets.
+	Level zap.AtomicLevel
 }
 
 // AdminHandler is the admin API (Envoy's paths).
@@ -36,6 +40,7 @@ func (s *Server) AdminHandler() http.Handler {
 	mux.Handle("GET /stats/prometheus", s.Metrics.Handler())
 	mux.HandleFunc("POST /quitquitquit", s.call(func() func() { return s.Quit }))
 	mux.HandleFunc("POST /drain_listeners", s.call(func() func() { return s.Drain }))
+	mux.Handle("/logging", telemetry.LevelHandler(s.Level))
 	return mux
 }
 

@@ -120,7 +120,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "remora run: %v\n", err)
 		return 2
 	}
-	log, err := newLogger(f.logLevel, stderr)
+	lvl, err := zap.ParseAtomicLevel(f.logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "remora run: --log-level %q: %v\n", f.logLevel, err)
+		return 2
+	}
+	log, err := newLogger(lvl, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "remora run: %v\n", err)
 		return 2
@@ -128,21 +133,19 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	defer log.Sync()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := newProcess(&f, log).run(ctx); err != nil {
+	p := newProcess(&f, log)
+	p.level = lvl
+	if err := p.run(ctx); err != nil {
 		log.Error("exiting", zap.Error(err))
 		return 1
 	}
 	return 0
 }
 
-func newLogger(level string, w io.Writer) (*zap.Logger, error) {
-	var lvl zapcore.Level
-	if err := lvl.Set(level); err != nil {
-		return nil, fmt.Errorf("--log-level %q: %w", level, err)
-	}
+func newLogger(lvl zap.AtomicLevel, w io.Writer) (*zap.Logger, error) {
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
-	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), zap.NewAtomicLevelAt(lvl))
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), lvl)
 	return zap.New(core), nil
 }
 
@@ -153,8 +156,13 @@ type process struct {
 	log     *zap.Logger
 	store   *snapshot.Store
 	metrics *telemetry.Metrics
-	// upstream holds the live clusters, updated with every snapshot.
+	level   zap.AtomicLevel
+	// upstream holds the live clusters, updated with every snapshot;
+	// tel, alog and http are the rest of the data plane (dataplane.go).
 	upstream *upstream.Manager
+	tel      *telemetry.Telemetry
+	alog     *telemetry.AccessLog
+	http     *proxy.HTTPServer
 	ready    atomic.Bool
 	hup      chan struct{}
 	quit     chan struct{}
@@ -167,7 +175,7 @@ func newProcess(f *runFlags, log *zap.Logger) *process {
 }
 
 func (p *process) snapshotOptions() snapshot.Options {
-	return snapshot.Options{Namespace: p.f.namespace, Domain: p.f.domain, Labels: p.f.labels}
+	return snapshot.Options{Namespace: p.f.namespace, Domain: p.f.domain, Labels: p.f.labels, Gateway: p.f.role == "gateway"}
 }
 
 // onLoad publishes a good load and keeps the last good snapshot on a bad
@@ -211,7 +219,11 @@ func (p *process) bindAddr(addr string) string {
 func (p *process) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	a := &admin.Server{Store: p.store, Metrics: p.metrics, Ready: &p.ready,
+	if err := p.startDataPlane(); err != nil {
+		return err
+	}
+	defer p.stopDataPlane()
+	a := &admin.Server{Store: p.store, Metrics: p.metrics, Ready: &p.ready, Upstream: p.upstream, Level: p.level,
 		Quit: func() { p.once.Do(func() { close(p.quit) }) }}
 	servers := []struct {
 		name, addr string
