@@ -119,14 +119,14 @@ func (c *Cluster) update(sc *snapshot.Cluster) {
 	if s.tlsErr != nil {
 		c.m.log.Warn("upstream TLS settings", zap.String("cluster", c.name), zap.Error(s.tlsErr))
 	}
+	c.epMu.Lock()
+	defer c.epMu.Unlock()
 	old := c.set.Swap(s)
 	if old.http2 != s.http2 || old.idle != s.idle || tlsKey(old.tls) != tlsKey(s.tls) {
 		if t := c.h2.Swap(nil); t != nil {
 			t.CloseIdleConnections()
 		}
 	}
-	c.epMu.Lock()
-	defer c.epMu.Unlock()
 	c.updateDetectorLocked(s)
 	switch {
 	case s.origDst:
@@ -268,12 +268,12 @@ func (c *Cluster) setEndpointsLocked(ts []target) {
 			gone = append(gone, ep)
 		}
 	}
-	if d := c.det.Load(); d != nil {
+	if d, o := c.det.Load(), c.set.Load().outlier; d != nil && o != nil {
 		addrs := make([]string, len(list))
 		for i, e := range list {
 			addrs[i] = e.addr
 		}
-		d.Update(*c.set.Load().outlier, addrs)
+		d.Update(*o, addrs)
 	}
 	c.rebuildLocked(eps, list)
 	c.retire(gone)

@@ -107,7 +107,7 @@ func (c *Cluster) DialTCP(ctx context.Context, opt AttemptOptions) (net.Conn, *H
 		return nil, nil, err
 	}
 	c.mu.Lock()
-	if c.closed || c.cx >= s.limits.MaxConnections {
+	if c.cx >= s.limits.MaxConnections {
 		c.mu.Unlock()
 		c.stats.cxOverflow.Add(1)
 		c.unref(ep)

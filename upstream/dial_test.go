@@ -167,18 +167,63 @@ func TestPassthroughOriginalDestination(t *testing.T) {
 func TestDNSResolution(t *testing.T) {
 	addr, _, _ := backend(t, status(200))
 	_, port, _ := net.SplitHostPort(addr)
+	if _, err := net.DefaultResolver.LookupNetIP(context.Background(), "ip4", "localhost"); err != nil {
+		t.Skipf("no resolver for localhost: %v", err)
+	}
 	s := snap(t, config.HTTP, snapshot.Policy{}, addr)
 	sc := s.Clusters[clusterName("")]
-	sc.Service.Resolution = "DNS_ROUND_ROBIN"
-	sc.Endpoints = []snapshot.Endpoint{{Address: "127.0.0.1", Ports: map[string]uint32{"http": sc.Endpoints[0].Ports["http"]}}}
+	sc.Service.Resolution = "DNS"
+	sc.Endpoints = []snapshot.Endpoint{{Address: "localhost", Ports: map[string]uint32{"http": sc.Endpoints[0].Ports["http"]}}}
 	m, _, _ := newTestManager(t)
 	m.Update(s)
-	code, h, err := get(context.Background(), m.Cluster(clusterName("")), AttemptOptions{})
-	if err != nil || code != 200 || h.Addr != "127.0.0.1:"+port {
-		t.Fatalf("DNS cluster: %d %v %v", code, h, err)
+	c := m.Cluster(clusterName(""))
+	<-c.ready // picks wait for the first resolution too
+	found := false
+	for _, h := range c.Status().Hosts {
+		found = found || h.Address == "127.0.0.1:"+port
+	}
+	if !found {
+		t.Errorf("hosts %+v; want 127.0.0.1:%s resolved from localhost", c.Status().Hosts, port)
 	}
 	if r := NewResolver("127.0.0.1:53"); !r.PreferGo || r.Dial == nil {
 		t.Error("NewResolver does not use Go's resolver with a custom dial")
+	}
+}
+
+func TestTryRetry(t *testing.T) {
+	m, _, _ := newTestManager(t)
+	p := snapshot.Policy{ConnectionPool: &config.ConnectionPoolSettings{HTTP: &config.HTTPSettings{MaxRetries: 1}}}
+	m.Update(snap(t, config.HTTP, p, "127.0.0.1:1"))
+	c := m.Cluster(clusterName(""))
+	release, ok := c.TryRetry()
+	if !ok {
+		t.Fatal("first retry refused")
+	}
+	if _, ok := c.TryRetry(); ok {
+		t.Error("second concurrent retry allowed with maxRetries 1")
+	}
+	release()
+	release() // idempotent
+	if r, ok := c.TryRetry(); !ok {
+		t.Error("retry refused after release")
+	} else {
+		r()
+	}
+	if st := c.Status(); st.RetryOverflow != 1 || st.RetriesActive != 0 {
+		t.Errorf("retry overflow %d active %d; want 1, 0", st.RetryOverflow, st.RetriesActive)
+	}
+}
+
+func TestZeroManager(t *testing.T) {
+	addr, _, _ := backend(t, status(200))
+	var m Manager
+	defer m.Close()
+	if m.Cluster("x") != nil {
+		t.Error("empty manager has a cluster")
+	}
+	m.Update(snap(t, config.HTTP, snapshot.Policy{}, addr))
+	if code, _, err := get(context.Background(), m.Cluster(clusterName("")), AttemptOptions{}); err != nil || code != 200 {
+		t.Fatalf("zero Manager: %d %v", code, err)
 	}
 }
 

@@ -34,6 +34,11 @@ var aLongTimeAgo = time.Unix(1, 0)
 // 101 answer's Body is an io.ReadWriteCloser over the upgraded connection.
 // Response trailers arrive in resp.Trailer after the body is read.
 //
+// ctx bounds the whole exchange, body included: when it ends the
+// connection is interrupted (pass a context without a per-try timeout for
+// upgrades). RoundTrip is safe for concurrent use, but a given req must
+// not be sent by two attempts at once.
+//
 // Errors: ErrNoHealthyUpstream and ErrOverflow (no request was sent),
 // *ConnectError, *ResetError (its Err is ctx's error when ctx ended the
 // attempt). The response body must be read to EOF or closed.
@@ -134,6 +139,9 @@ func (pc *pconn) exchange(ctx context.Context, s *settings, req *http.Request) (
 	if err != nil {
 		stop()
 		pc.c.closeConn(pc) // also ends writeLoop
+		if wrote != nil {
+			req.Body.Close() // unblock a writeLoop waiting on the body
+		}
 		return nil, pc.resetError(ctx, err, protocolError(err))
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
@@ -142,7 +150,7 @@ func (pc *pconn) exchange(ctx context.Context, s *settings, req *http.Request) (
 	}
 	maxPer := s.limits.MaxRequestsPerConnection
 	keep := !resp.Close && !req.Close && (maxPer == 0 || pc.requests < maxPer)
-	resp.Body = &body{pc: pc, rc: resp.Body, stop: stop, wrote: wrote, keep: keep}
+	resp.Body = &body{pc: pc, rc: resp.Body, stop: stop, wrote: wrote, keep: keep, reqBody: req.Body}
 	return resp, nil
 }
 
@@ -207,12 +215,13 @@ func protocolError(err error) bool {
 // the pool when keep-alive allows; closed early it closes the connection.
 // Either way it releases the request's slot once.
 type body struct {
-	pc    *pconn
-	rc    io.ReadCloser
-	stop  func() bool
-	wrote chan error // nil when the request was written before the read
-	keep  bool
-	done  atomic.Bool
+	pc      *pconn
+	rc      io.ReadCloser
+	stop    func() bool
+	wrote   chan error // nil when the request was written before the read
+	reqBody io.Closer  // closed if the answer completes before the request
+	keep    bool
+	done    atomic.Bool
 }
 
 func (b *body) Read(p []byte) (int, error) {
@@ -238,12 +247,13 @@ func (b *body) finish(eof bool) {
 	pc := b.pc
 	stopped := b.stop()
 	reuse := eof && b.keep && stopped
-	if reuse && b.wrote != nil {
+	if b.wrote != nil {
 		select {
 		case err := <-b.wrote:
-			reuse = err == nil
+			reuse = reuse && err == nil
 		default: // the answer came before the request was fully sent
 			reuse = false
+			b.reqBody.Close()
 		}
 	}
 	if reuse {

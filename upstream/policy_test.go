@@ -37,7 +37,9 @@ func TestSettingsMapping(t *testing.T) {
 			func(s *settings) bool { return s.origDst }},
 		{"negative limits are unset", snapshot.Policy{ConnectionPool: &config.ConnectionPoolSettings{
 			TCP: &config.TCPSettings{MaxConnections: -1}, HTTP: &config.HTTPSettings{HTTP2MaxRequests: 0, MaxRetries: 3}}},
-			func(s *settings) bool { return s.limits.MaxConnections == Unlimited && s.limits.MaxRequests == Unlimited && s.limits.MaxRetries == 3 }},
+			func(s *settings) bool {
+				return s.limits.MaxConnections == Unlimited && s.limits.MaxRequests == Unlimited && s.limits.MaxRetries == 3
+			}},
 		{"tcp idle timeout", snapshot.Policy{ConnectionPool: &config.ConnectionPoolSettings{TCP: &config.TCPSettings{IdleTimeout: dur(time.Minute)}}},
 			func(s *settings) bool { return s.idle == time.Minute }},
 		{"keepalive", snapshot.Policy{ConnectionPool: &config.ConnectionPoolSettings{TCP: &config.TCPSettings{

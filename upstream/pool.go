@@ -70,7 +70,7 @@ func (c *Cluster) getConn(ctx context.Context, s *settings, ep *endpoint, sni st
 		c.closeConn(pc)
 	}
 	// c.mu is held.
-	if c.closed || c.pending >= s.limits.MaxPendingRequests {
+	if c.pending >= s.limits.MaxPendingRequests {
 		c.mu.Unlock()
 		c.stats.pendingOverflow.Add(1)
 		return nil, ErrOverflow
@@ -257,5 +257,10 @@ func (c *Cluster) idleExpired(pc *pconn) {
 func (c *Cluster) closeConn(pc *pconn) {
 	pc.conn.Close()
 	pc.ep.cxActive.Add(-1)
+	c.mu.Lock()
+	if pc.timer != nil {
+		pc.timer.Stop()
+	}
+	c.mu.Unlock()
 	c.unreserve(pc.ep)
 }
