@@ -164,6 +164,9 @@ type process struct {
 	alog     *telemetry.AccessLog
 	http     *proxy.HTTPServer
 	ready    atomic.Bool
+	// onListen, if set, learns each listener's bound address (the demo
+	// binds ephemeral ports).
+	onListen func(name string, addr net.Addr)
 	hup      chan struct{}
 	quit     chan struct{}
 	once     sync.Once
@@ -207,6 +210,14 @@ func (p *process) onLoad(set *config.Set, diags config.Diagnostics, err error) {
 	p.log.Info("config loaded", zap.Uint64("version", snap.Version), zap.Int("resources", set.Count()), zap.Int("clusters", len(snap.Clusters)))
 }
 
+// announce logs a bound listener and tells onListen.
+func (p *process) announce(name string, addr net.Addr) {
+	p.log.Info("listening", zap.String("listener", name), zap.String("addr", addr.String()))
+	if p.onListen != nil {
+		p.onListen(name, addr)
+	}
+}
+
 // bindAddr applies --bind-address to a listener address.
 func (p *process) bindAddr(addr string) string {
 	if p.f.bindAddress == "" {
@@ -242,14 +253,14 @@ func (p *process) run(ctx context.Context) error {
 		}
 		hs := &http.Server{Handler: s.h, ReadHeaderTimeout: 10 * time.Second}
 		running = append(running, hs)
-		p.log.Info("listening", zap.String("listener", s.name), zap.String("addr", ln.Addr().String()))
+		p.announce(s.name, ln.Addr())
 		go func() {
 			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("%s: %w", s.name, err)
 			}
 		}()
 	}
-	stopProxy, err := p.startProxyListeners(nil, errc)
+	stopProxy, err := p.startProxyListeners(p.http, errc)
 	if err != nil {
 		return err
 	}
@@ -332,7 +343,8 @@ func (p *process) startProxyListeners(h proxy.HTTPConnServer, errc chan<- error)
 		}
 		l := &proxy.Listener{Name: c.name, Inbound: c.inbound, Store: p.store, Upstream: p.upstream, HTTP: h, Log: p.log}
 		lns = append(lns, l)
-		p.log.Info("listening", zap.String("listener", c.name), zap.String("addr", ln.Addr().String()), zap.Bool("transparent", tproxy))
+		p.log.Info("transparent", zap.String("listener", c.name), zap.Bool("transparent", tproxy))
+		p.announce(c.name, ln.Addr())
 		go func() {
 			if err := l.Serve(ln); !errors.Is(err, proxy.ErrListenerClosed) {
 				errc <- fmt.Errorf("%s listener: %w", c.name, err)
