@@ -11,4 +11,3 @@ func notYet(name string, stderr io.Writer) int {
 }
 
 func cmdExplain(args []string, stdout, stderr io.Writer) int { return notYet("explain", stderr) }
-func cmdDemo(args []string, stdout, stderr io.Writer) int    { return notYet("demo", stderr) }
