@@ -271,3 +271,24 @@ func TestTLSOrigination(t *testing.T) {
 		})
 	}
 }
+
+func TestUnixEndpoint(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Skipf("unix sockets: %v", err)
+	}
+	srv := httptest.NewUnstartedServer(status(200))
+	srv.Listener = ln
+	srv.Start()
+	defer srv.Close()
+	s := snap(t, config.HTTP, snapshot.Policy{}, "127.0.0.1:1")
+	sc := s.Clusters[clusterName("")]
+	sc.Endpoints = []snapshot.Endpoint{{Address: "unix://" + path}}
+	m, _, _ := newTestManager(t)
+	m.Update(s)
+	code, h, err := get(context.Background(), m.Cluster(clusterName("")), AttemptOptions{})
+	if err != nil || code != 200 || h.Addr != "unix://"+path {
+		t.Fatalf("unix endpoint: %d %v %v", code, h, err)
+	}
+}

@@ -45,7 +45,10 @@ type ConnectError struct {
 	Err  error
 }
 
+// Error returns "connect ADDR: cause".
 func (e *ConnectError) Error() string { return "connect " + e.Addr + ": " + e.Err.Error() }
+
+// Unwrap returns the cause, for errors.Is(err, context.DeadlineExceeded).
 func (e *ConnectError) Unwrap() error { return e.Err }
 
 // A ResetError means the upstream connection failed after the request
@@ -60,7 +63,11 @@ type ResetError struct {
 	Err      error
 }
 
+// Error returns "upstream ADDR: cause".
 func (e *ResetError) Error() string { return "upstream " + e.Addr + ": " + e.Err.Error() }
+
+// Unwrap returns the cause (the attempt context's error when it ended the
+// attempt).
 func (e *ResetError) Unwrap() error { return e.Err }
 
 // Host is one endpoint of a cluster as the proxy sees it. The value is
