@@ -70,7 +70,7 @@ func TestReloadKeepsLastGood(t *testing.T) {
 	if got := errs(); got != before+1 {
 		t.Errorf("remora_config_reloads_total{result=error} = %v; want %v", got, before+1)
 	}
-	write(seVS[:len(seVS)] + "---\n" + seVS[:len(seVS)-1] + "\n")
+	write(seVS + "---\n" + seVS)
 	wait() // duplicate resource: still an error
 	if p.store.Load() != good {
 		t.Errorf("duplicate resource replaced the snapshot")
