@@ -73,14 +73,14 @@ func (l *Listener) serveOutbound(c net.Conn, ci *ConnInfo, log *zap.Logger, star
 			l.serveHTTP(c, ci, log)
 			return
 		}
-	case m.proto.IsTLS() && l.wantSNI(ci.Snapshot):
+	case m.proto.IsTLS() && l.wantSNI(ci):
 		pc, s, err := SniffConn(c, l.SniffTimeout)
 		if err != nil {
 			return
 		}
 		c, rec.Detected, rec.SNI = pc.Unwrap(), s.Protocol, s.SNI
 	}
-	rec.Cluster = l.tcpCluster(ci, rec.SNI)
+	rec.Cluster = l.tcpCluster(ci, rec.Detected == DetectedTLS, rec.SNI)
 	if rec.Cluster == "" {
 		if ci.Snapshot.Outbound == snapshot.RegistryOnly {
 			rec.Cluster, rec.Flags = BlackHoleCluster, []string{"UH"}

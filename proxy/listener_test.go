@@ -415,3 +415,46 @@ func TestShutdownClosesLongConnections(t *testing.T) {
 		t.Error("still accepting after Shutdown")
 	}
 }
+
+const tlsConfig = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: tls}
+spec:
+  hosts: [a.tls.example, b.tls.example]
+  addresses: [198.18.0.20]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: tls}
+spec:
+  hosts: [a.tls.example, b.tls.example]
+  tls:
+  - match: [{sniHosts: [b.tls.example]}]
+    route: [{destination: {host: b.tls.example}}]
+  - match: [{sniHosts: [a.tls.example]}]
+    route: [{destination: {host: a.tls.example}}]
+`
+
+func TestOutboundTLSRoutesBySNI(t *testing.T) {
+	st := testStore(t, tlsConfig)
+	backend := echoServer(t, "")
+	for _, sni := range []string{"a.tls.example", "b.tls.example"} {
+		t.Run(sni, func(t *testing.T) {
+			tl := startListener(t, st, false, netip.MustParseAddrPort("198.18.0.20:443"), backend)
+			hello := clientHelloBytes(t, sni)
+			c := dialTest(t, tl.addr)
+			if got := roundTrip(t, c, string(hello)); got != string(hello) {
+				t.Errorf("ClientHello not forwarded intact")
+			}
+			c.Close()
+			r := tl.record(t)
+			if want := "outbound|443||" + sni; r.Cluster != want || r.SNI != sni || r.Detected != DetectedTLS {
+				t.Errorf("record cluster %q sni %q detected %v; want %q %q tls", r.Cluster, r.SNI, r.Detected, want, sni)
+			}
+		})
+	}
+}

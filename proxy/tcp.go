@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/remora-mesh/remora/upstream"
 )
 
 // DefaultIdleTimeout closes a TCP proxy connection on which no data has
@@ -210,6 +212,8 @@ func tcpConn(c net.Conn) *net.TCPConn {
 			if len(v.pending) > 0 {
 				return nil
 			}
+			c = v.Conn
+		case *upstream.Conn:
 			c = v.Conn
 		case interface{ TCPConn() *net.TCPConn }:
 			return v.TCPConn()
