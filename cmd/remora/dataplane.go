@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -29,7 +27,7 @@ func (p *process) startDataPlane() error {
 		p.log.Info("outlier", zap.String("cluster", cluster), zap.String("host", ev.Addr), zap.Bool("ejected", ev.Ejected))
 	}}
 	if p.f.dnsServer != "" {
-		opts.Resolver = resolverFor(p.f.dnsServer)
+		opts.Resolver = upstream.NewResolver(p.f.dnsServer)
 	}
 	p.upstream = upstream.NewManager(opts)
 	p.http = &proxy.HTTPServer{Store: p.store, Upstream: p.upstream, Telemetry: p.tel, Log: p.log,
@@ -65,12 +63,4 @@ func (p *process) localLabels() telemetry.Labels {
 		Source: telemetry.Peer{Workload: workload, Namespace: p.f.namespace, App: app, Version: version,
 			CanonicalService: app, CanonicalRevision: version},
 	}
-}
-
-// resolverFor resolves through one DNS server (--dns-server HOST:PORT).
-func resolverFor(server string) *net.Resolver {
-	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		d := net.Dialer{Timeout: 5 * time.Second}
-		return d.DialContext(ctx, network, server)
-	}}
 }
