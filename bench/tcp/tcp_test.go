@@ -1,0 +1,329 @@
+package tcp
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+)
+
+const (
+	helperEnv = "REMORA_BENCH_HELPER"
+	chunk     = 1 << 20 // bytes per benchmark iteration
+	vip       = "198.18.0.11:9000"
+	health    = "127.0.0.1:25021"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) == "goproxy" {
+		os.Exit(goProxy(os.Args[len(os.Args)-1]))
+	}
+	os.Exit(m.Run())
+}
+
+// goProxy is the plain Go proxy: io.Copy both ways, half-close on EOF.
+func goProxy(target string) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println(ln.Addr())
+	go func() { io.Copy(io.Discard, os.Stdin); os.Exit(0) }()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return 1
+		}
+		go func() {
+			defer c.Close()
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				return
+			}
+			defer u.Close()
+			done := make(chan struct{})
+			go func() { io.Copy(u, c); u.(*net.TCPConn).CloseWrite(); close(done) }()
+			io.Copy(c, u)
+			c.(*net.TCPConn).CloseWrite()
+			<-done
+		}()
+	}
+}
+
+// world is where the benchmark runs: a namespace (root) or the host.
+type world struct {
+	ns   string // "" on the host
+	dir  string
+	sink string // address of the discard server
+}
+
+// inNS runs fn on a thread inside the namespace (sockets it creates stay
+// there).
+func (w *world) inNS(fn func() error) error {
+	if w.ns == "" {
+		return fn()
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return err
+	}
+	defer orig.Close()
+	h, err := netns.GetFromName(w.ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	if err := netns.Set(h); err != nil {
+		return err
+	}
+	defer netns.Set(orig)
+	return fn()
+}
+
+func (w *world) dial(addr string) (net.Conn, error) {
+	var c net.Conn
+	err := w.inNS(func() (err error) { c, err = net.DialTimeout("tcp", addr, 5*time.Second); return })
+	return c, err
+}
+
+func (w *world) cmd(uid int, caps bool, argv ...string) *exec.Cmd {
+	if w.ns != "" {
+		pre := []string{"ip", "netns", "exec", w.ns}
+		if uid != 0 {
+			u := strconv.Itoa(uid)
+			pre = append(pre, "setpriv", "--reuid", u, "--regid", u, "--clear-groups")
+		}
+		argv = append(pre, argv...)
+	}
+	return exec.Command(argv[0], argv[1:]...)
+}
+
+// setup creates the world once for all cases.
+func setup(b *testing.B) *world {
+	b.Helper()
+	dir, err := os.MkdirTemp("", "remora-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	w := &world{dir: dir}
+	if os.Getuid() == 0 && lookPaths("ip", "iptables", "setpriv") {
+		r := make([]byte, 4)
+		rand.Read(r)
+		w.ns = "remora-bench-" + hex.EncodeToString(r)
+		if out, err := exec.Command("ip", "netns", "add", w.ns).CombinedOutput(); err != nil {
+			b.Logf("no namespace (%v: %s): remora case skipped", err, out)
+			w.ns = ""
+		} else {
+			b.Cleanup(func() { exec.Command("ip", "netns", "del", w.ns).Run() })
+			for _, args := range [][]string{{"link", "set", "lo", "up"},
+				{"link", "add", "veth0", "type", "veth", "peer", "name", "veth1"},
+				{"link", "set", "veth0", "up"}, {"link", "set", "veth1", "up"},
+				{"addr", "add", "198.18.0.1/15", "dev", "veth0"}} {
+				mustRun(b, "ip", append([]string{"-n", w.ns}, args...)...)
+			}
+		}
+	}
+	var ln net.Listener
+	if err := w.inNS(func() (err error) { ln, err = net.Listen("tcp", "127.0.0.1:0"); return }); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	w.sink = ln.Addr().String()
+	go discard(ln)
+	return w
+}
+
+func lookPaths(names ...string) bool {
+	for _, n := range names {
+		if _, err := exec.LookPath(n); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func mustRun(b *testing.B, name string, args ...string) {
+	b.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		b.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+}
+
+// discard reads every connection to EOF and answers with the count.
+func discard(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			n, _ := io.Copy(io.Discard, c)
+			fmt.Fprintf(c, "%d\n", n)
+		}()
+	}
+}
+
+// transfer sends n bytes over one connection to addr and waits for the
+// sink to confirm them.
+func transfer(b *testing.B, w *world, addr string, n int64) {
+	c, err := w.dial(addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 256<<10)
+	for sent := int64(0); sent < n; {
+		k := int(min(int64(len(buf)), n-sent))
+		if _, err := c.Write(buf[:k]); err != nil {
+			b.Fatal(err)
+		}
+		sent += int64(k)
+	}
+	c.(*net.TCPConn).CloseWrite()
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if got, _ := strconv.ParseInt(strings.TrimSpace(line), 10, 64); err != nil || got != n {
+		b.Fatalf("sink got %q, %v; want %d bytes", line, err, n)
+	}
+}
+
+// cpuTime is a process's user+system CPU time from /proc/PID/stat.
+func cpuTime(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+}
+
+func measure(b *testing.B, w *world, addr string, pid int) {
+	n := int64(b.N) * chunk
+	b.SetBytes(chunk)
+	cpu0 := cpuTime(pid)
+	b.ResetTimer()
+	start := time.Now()
+	transfer(b, w, addr, n)
+	el := time.Since(start)
+	b.StopTimer()
+	gib := float64(n) / (1 << 30)
+	b.ReportMetric(float64(n)/(1<<20)/el.Seconds(), "MiB/s")
+	b.ReportMetric((cpuTime(pid) - cpu0).Seconds()/gib, "proxy-cpu-s/GiB")
+}
+
+func BenchmarkTCPBulk(b *testing.B) {
+	w := setup(b)
+	b.Cleanup(func() { cleanupRemora() })
+	b.Run("direct", func(b *testing.B) { measure(b, w, w.sink, 0) })
+	b.Run("goproxy", func(b *testing.B) {
+		addr, pid := startGoProxy(b, w)
+		measure(b, w, addr, pid)
+	})
+	b.Run("remora", func(b *testing.B) {
+		if w.ns == "" {
+			b.Skip("needs root: remora forwards captured connections, which needs iptables in a namespace")
+		}
+		pid := startRemora(b, w)
+		measure(b, w, vip, pid)
+	})
+}
+
+func startGoProxy(b *testing.B, w *world) (string, int) {
+	b.Helper()
+	self, _ := os.Executable()
+	cmd := w.cmd(0, false, self, w.sink)
+	cmd.Env = append(os.Environ(), helperEnv+"=goproxy")
+	out, _ := cmd.StdoutPipe()
+	stdin, _ := cmd.StdinPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { stdin.Close(); cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		b.Fatalf("go proxy: %v", err)
+	}
+	return strings.TrimSpace(line), cmd.Process.Pid
+}
+
+var remoraPID int
+
+// startRemora builds remora, installs the rules and starts `remora run`
+// once (later calls of the sub-benchmark reuse it).
+func startRemora(b *testing.B, w *world) int {
+	b.Helper()
+	if remoraPID != 0 {
+		return remoraPID
+	}
+	bin := filepath.Join(w.dir, "remora")
+	mustRun(b, "go", "build", "-o", bin, "github.com/remora-mesh/remora/cmd/remora")
+	_, port, _ := net.SplitHostPort(w.sink)
+	cfg := filepath.Join(w.dir, "config")
+	os.Mkdir(cfg, 0o755)
+	se := `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: sink}
+spec:
+  hosts: [sink.bench.test]
+  addresses: [198.18.0.11]
+  ports: [{number: 9000, name: tcp, protocol: TCP, targetPort: ` + port + `}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1}]
+`
+	if err := os.WriteFile(filepath.Join(cfg, "se.yaml"), []byte(se), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	mustRun(b, bin, "iptables", "--netns", w.ns)
+	cmd := w.cmd(1337, false, bin, "run", "--config", cfg, "--admin-addr", "127.0.0.1:25000",
+		"--stats-addr", "127.0.0.1:25090", "--health-addr", health, "--log-level", "warn", "--access-log", "off")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	// Killed by BenchmarkTCPBulk's cleanup: it outlives this run.
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	cleanupRemora = func() { cmd.Process.Kill(); <-exited }
+	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) { return w.dial(addr) }}}
+	for i := 0; ; i++ {
+		if resp, err := hc.Get("http://" + health + "/healthz/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if i == 100 {
+			b.Fatal("remora not ready after 5s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	remoraPID = cmd.Process.Pid
+	return remoraPID
+}
+
+var cleanupRemora = func() {}
