@@ -232,7 +232,7 @@ func measure(b *testing.B, w *world, addr string, pid int) {
 	b.StopTimer()
 	gib := float64(n) / (1 << 30)
 	b.ReportMetric(float64(n)/(1<<20)/el.Seconds(), "MiB/s")
-	b.ReportMetric((cpuTime(pid) - cpu0).Seconds()/gib, "proxy-cpu-s/GiB")
+	b.ReportMetric((cpuTime(pid)-cpu0).Seconds()/gib, "proxy-cpu-s/GiB")
 }
 
 func BenchmarkTCPBulk(b *testing.B) {
