@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -35,15 +38,34 @@ func (p *process) startDataPlane() error {
 	return nil
 }
 
-// stopDataPlane tells keep-alive clients to go, lets requests in flight
-// finish within the drain duration, then closes pools and flushes the
-// access log.
-func (p *process) stopDataPlane() {
+// drain stops accepting, tells keep-alive clients to close (Connection:
+// close, HTTP/2 GOAWAY) and lets requests in flight finish, all at once
+// under one --drain-duration deadline; what still runs then is reset.
+// With --exit-on-zero-active-connections=false it then waits out the rest
+// of the drain duration, as Istio's agent does.
+func (p *process) drain(stopProxy func(context.Context), servers []*http.Server) {
+	start := time.Now()
+	p.log.Info("draining", zap.Duration("drain", p.f.drainDuration))
 	ctx, cancel := context.WithTimeout(context.Background(), p.f.drainDuration)
 	defer cancel()
-	if p.http != nil {
-		_ = p.http.Shutdown(ctx)
+	var wg sync.WaitGroup
+	stops := []func(){func() { stopProxy(ctx) }, func() { _ = p.http.Shutdown(ctx) }}
+	for _, hs := range servers {
+		stops = append(stops, func() { _ = hs.Shutdown(ctx) })
 	}
+	for _, stop := range stops {
+		wg.Add(1)
+		go func() { defer wg.Done(); stop() }()
+	}
+	wg.Wait()
+	if !p.f.exitOnZero {
+		<-ctx.Done()
+	}
+	p.log.Info("drained", zap.Duration("took", time.Since(start)))
+}
+
+// stopDataPlane closes the upstream pools and flushes the access log.
+func (p *process) stopDataPlane() {
 	p.upstream.Close()
 	if p.alog != nil {
 		_ = p.alog.Close()

@@ -44,6 +44,7 @@ type runFlags struct {
 	accessLog     string
 	dnsServer     string
 	bindAddress   string
+	exitOnZero    bool
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
@@ -62,6 +63,8 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.accessLog, "access-log", "stdout", "stdout, off or a file path")
 	fs.StringVar(&f.dnsServer, "dns-server", "", "DNS server HOST:PORT (default: the system resolver)")
 	fs.StringVar(&f.bindAddress, "bind-address", "", "restrict every listener to this address")
+	fs.BoolVar(&f.exitOnZero, "exit-on-zero-active-connections", true,
+		"on SIGTERM exit as soon as requests in flight are done; false waits the whole --drain-duration (Istio's default)")
 }
 
 func (f *runFlags) check() error {
@@ -298,13 +301,7 @@ func (p *process) run(ctx context.Context) error {
 	case err = <-errc:
 	}
 	p.ready.Store(false)
-	p.log.Info("shutting down", zap.Duration("drain", p.f.drainDuration))
-	sctx, scancel := context.WithTimeout(context.Background(), p.f.drainDuration)
-	defer scancel()
-	stopProxy(sctx)
-	for _, hs := range running {
-		_ = hs.Shutdown(sctx)
-	}
+	p.drain(stopProxy, running)
 	return err
 }
 
