@@ -270,6 +270,7 @@ func (p *process) run(ctx context.Context) error {
 	w := &config.Watcher{Dir: p.f.config, Opts: config.Options{Namespace: p.f.namespace, Domain: p.f.domain},
 		Trigger: p.hup, OnLoad: p.onLoad,
 		OnWatchError: func(err error) { p.log.Warn("config watch", zap.Error(err)) }}
+	stopProxy = p.startGatewayListeners(w, errc, stopProxy)
 	loaded := make(chan struct{})
 	var loadOnce sync.Once
 	onLoad := w.OnLoad
