@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build test test-short lint fmt bench bench-quick demo fuzz clean
+.PHONY: all build test test-short lint fmt bench bench-quick demo fuzz clean release check-deploy
 
 all: build
 
@@ -16,6 +16,7 @@ build:
 # namespaces, iptables) skip with a message when not root.
 test:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	@$(MAKE) --no-print-directory check-deploy
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
@@ -41,6 +42,25 @@ demo:
 FUZZTIME ?= 1m
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./config
+
+# Render deploy/kubernetes with the kustomize Go library and check every
+# object against the Kubernetes API types. A separate module, so the remora
+# module carries no Kubernetes dependency.
+check-deploy:
+	cd deploy/check && $(GO) vet ./... && $(GO) test -count=1 ./...
+
+# Static linux/amd64 and linux/arm64 binaries and their SHA256SUMS in DIST.
+DIST      ?= dist
+RELEASE_PLATFORMS := linux/amd64 linux/arm64
+release:
+	@mkdir -p $(DIST)
+	@set -e; for p in $(RELEASE_PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; \
+	  echo "build $(DIST)/remora-$$os-$$arch"; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/remora-$$os-$$arch ./cmd/remora; \
+	done
+	cd $(DIST) && sha256sum remora-linux-amd64 remora-linux-arm64 > SHA256SUMS
+	@cat $(DIST)/SHA256SUMS
 
 clean:
 	rm -rf bin
