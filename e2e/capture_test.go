@@ -7,7 +7,9 @@ import (
 
 // TestCapture runs a client (uid 1000) against VIPs inside a namespace
 // where `remora iptables` captures its traffic into `remora run` (uid
-// 1337), in REDIRECT and TPROXY modes, over IPv4 and IPv6, then checks
+// 1337; with ambient CAP_NET_ADMIN under TPROXY, for IP_TRANSPARENT), and
+// a client in a second namespace against the pod's own address (inbound
+// capture), in REDIRECT and TPROXY modes, over IPv4 and IPv6, then checks
 // that `remora iptables --cleanup` restores iptables-save exactly.
 func TestCapture(t *testing.T) {
 	for _, mode := range []string{"REDIRECT", "TPROXY"} {
@@ -55,6 +57,31 @@ func testCapture(t *testing.T, mode string) {
 			}
 		})
 	}
+	// From another pod: captured by PREROUTING (nat REDIRECT, or TPROXY
+	// to the transparent inbound listener) and forwarded from 127.0.0.6.
+	external := []check{
+		{"inbound from another pod v4", op{Op: "echo", Addr: "198.18.0.1:7001"}, "peer 127.0.0.6:"},
+		{"inbound from another pod v6", op{Op: "echo", Addr: "[fd00:198:18::1]:7001"}, "peer [::6]:"},
+	}
+	var extOps []op
+	for _, c := range external {
+		extOps = append(extOps, c.op)
+	}
+	ext := e.clientIn(t, e.peer, extOps...)
+	for i, c := range external {
+		t.Run(c.name, func(t *testing.T) {
+			r := ext[i]
+			want := "ping " + c.op.Addr + "\n"
+			if r.Err != "" || !strings.HasPrefix(r.First, c.first) || r.Echo != want {
+				t.Errorf("%s: first %q echo %q err %q; want first %q..., echo %q", c.op.Addr, r.First, r.Echo, r.Err, c.first, want)
+			}
+		})
+	}
+	if mode == "TPROXY" {
+		if e.logCount("transparent", map[string]string{"listener": "inbound", "transparent": "true"}) != 1 {
+			t.Errorf("the inbound listener is not transparent (IP_TRANSPARENT) under TPROXY")
+		}
+	}
 	httpPending := e.logCount("closing an HTTP connection: no HTTP server configured", nil) > 0
 	for i, c := range httpChecks {
 		t.Run(c.name, func(t *testing.T) {
@@ -75,19 +102,19 @@ func testCapture(t *testing.T, mode string) {
 				}
 			}
 		}
-		if got := len(e.seenBy("hairpin")); got != 2 {
-			t.Errorf("hairpin backend saw %d connections; want 2", got)
+		if got := len(e.seenBy("hairpin")); got != 4 {
+			t.Errorf("hairpin backend saw %d connections; want 4 (2 hairpin, 2 from the other pod)", got)
 		}
 	})
 	t.Run("no loops", func(t *testing.T) {
 		// Every client connection reaches 15001 exactly once; the proxy's
 		// own upstream connections never do, and only the two hairpin
-		// connections reach 15006.
+		// and two external connections reach 15006.
 		if got, want := e.logCount("accepted", map[string]string{"listener": "outbound"}), len(ops); got != want {
 			t.Errorf("outbound listener accepted %d connections; want %d (one per client connection)", got, want)
 		}
-		if got := e.logCount("accepted", map[string]string{"listener": "inbound"}); got != 2 {
-			t.Errorf("inbound listener accepted %d connections; want 2 (the hairpins)", got)
+		if got := e.logCount("accepted", map[string]string{"listener": "inbound"}); got != 4 {
+			t.Errorf("inbound listener accepted %d connections; want 4 (2 hairpins, 2 from the other pod)", got)
 		}
 		if n := strings.Count(e.remora.Output(), "interception loop"); n != 0 {
 			t.Errorf("remora logged %d interception loops", n)

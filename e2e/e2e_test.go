@@ -117,7 +117,8 @@ func build(t *testing.T) {
 
 // env is one namespace with backends, rules and a running remora.
 type env struct {
-	ns, mode string
+	// ns is the pod; peer another pod whose connections arrive inbound.
+	ns, peer, mode string
 	remora   *proc
 	servers  *proc
 	before   string
@@ -131,6 +132,7 @@ func setup(t *testing.T, mode string) *env {
 	needRoot(t)
 	build(t)
 	e := &env{ns: newNetns(t), mode: mode}
+	e.peer = newPeer(t, e.ns)
 	cfg := publicDir(t)
 	if err := os.WriteFile(filepath.Join(cfg, "registry.yaml"), []byte(e2eConfig), 0o644); err != nil {
 		t.Fatal(err)
@@ -165,11 +167,17 @@ func (e *env) iptables(t *testing.T, cleanup bool) {
 	run(t, remoraBin, args...)
 }
 
-// client runs ops as uid 1000 inside the namespace.
+// client runs ops as uid 1000 inside the pod's namespace.
 func (e *env) client(t *testing.T, ops ...op) []result {
 	t.Helper()
+	return e.clientIn(t, e.ns, ops...)
+}
+
+// clientIn runs ops as uid 1000 inside namespace ns.
+func (e *env) clientIn(t *testing.T, ns string, ops ...op) []result {
+	t.Helper()
 	js, _ := json.Marshal(ops)
-	argv := inNetns(e.ns, 1000, "", helperBin, string(js))
+	argv := inNetns(ns, 1000, "", helperBin, string(js))
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), helperEnv+"=client")
 	out, err := cmd.Output()

@@ -30,7 +30,8 @@ func needRoot(t *testing.T) {
 // newNetns creates a namespace remora-e2e-<random> with lo up and a veth
 // pair whose both ends stay inside it: veth0 holds 198.18.0.1/15 and
 // fd00:198:18::1/64, so the test VIPs route to it and nothing can leave
-// the namespace even if interception fails. The namespace is deleted
+// the namespace even if interception fails (newPeer may then move veth1
+// into a second namespace the test also owns). The namespace is deleted
 // when the test ends, after the processes started in it are killed
 // (cleanups run last-in first-out).
 func newNetns(t *testing.T) string {
@@ -64,6 +65,30 @@ func newNetns(t *testing.T) string {
 		}
 	}
 	return ns
+}
+
+// newPeer creates a second namespace standing for another pod: veth1
+// moves into it with 198.18.0.2/15 and fd00:198:18::2/64, so connections
+// from it reach ns from outside, through PREROUTING (inbound capture).
+func newPeer(t *testing.T, ns string) string {
+	t.Helper()
+	peer := ns + "-peer"
+	run(t, "ip", "netns", "add", peer)
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", peer).CombinedOutput(); err != nil {
+			t.Errorf("ip netns del %s: %v: %s", peer, err, out)
+		}
+	})
+	run(t, "ip", "-n", ns, "link", "set", "veth1", "netns", peer)
+	for _, args := range [][]string{
+		{"link", "set", "lo", "up"},
+		{"link", "set", "veth1", "up"},
+		{"addr", "add", "198.18.0.2/15", "dev", "veth1"},
+		{"-6", "addr", "add", "fd00:198:18::2/64", "dev", "veth1", "nodad"},
+	} {
+		run(t, "ip", append([]string{"-n", peer}, args...)...)
+	}
+	return peer
 }
 
 // run runs a command and returns its output, failing the test on error.
