@@ -119,9 +119,9 @@ func build(t *testing.T) {
 type env struct {
 	// ns is the pod; peer another pod whose connections arrive inbound.
 	ns, peer, mode string
-	remora   *proc
-	servers  *proc
-	before   string
+	remora         *proc
+	servers        *proc
+	before         string
 }
 
 // setup creates the namespace, starts the backends, installs the rules
