@@ -43,6 +43,9 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 	slow := newBackend(t, "slow", slowHandler(2*time.Second))
 	failing := newBackend(t, "failing", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(503) })
 	blocked := newBackend(t, "blocked", func(w http.ResponseWriter, _ *http.Request) { <-release })
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // runs before the backends close, even on failure
 	closed, _ := net.Listen("tcp", "127.0.0.1:0")
 	closedPort := closed.Addr().(*net.TCPAddr).Port
 	closed.Close()
@@ -66,12 +69,14 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); p.get(t, p.client(), "breaker", "/") }()
 	}
-	waitHits(blocked, 1, 2*time.Second)
-	time.Sleep(50 * time.Millisecond)
+	waitHits(blocked, 1, 5*time.Second)
+	if !waitPending(p, "outbound|80||breaker.default.svc.cluster.local", 1, 5*time.Second) {
+		t.Fatal("second breaker request never became pending")
+	}
 	if code, h, _ := p.get(t, p.client(), "breaker", "/"); code != 503 || h.Get("X-Envoy-Overloaded") != "true" {
 		t.Errorf("third breaker request: %d overloaded=%q; want 503 with x-envoy-overloaded", code, h.Get("X-Envoy-Overloaded"))
 	}
-	close(release)
+	unblock()
 	wg.Wait()
 
 	fams, err := m.Registry.Gather()
@@ -117,6 +122,18 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 			t.Errorf("no histogram %s", name)
 		}
 	}
+}
+
+// waitPending waits until cluster has n requests waiting for a connection.
+func waitPending(p *testProxy, cluster string, n int64, within time.Duration) bool {
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		for _, c := range p.up.Status() {
+			if c.Name == cluster && c.RqPending >= n {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func slowHandler(d time.Duration) http.HandlerFunc { return slow(d) }
