@@ -38,6 +38,10 @@ type reqState struct {
 func (h *HTTPServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ci := connInfo(r)
 	st := &reqState{h: h, w: w, r: r, ci: ci, snap: h.snapshot(ci), start: time.Now()}
+	if h.Telemetry != nil && h.Telemetry.Metrics != nil {
+		h.Telemetry.Metrics.ActiveRequests.Inc()
+		defer h.Telemetry.Metrics.ActiveRequests.Dec()
+	}
 	defer st.finish()
 	st.requestID = r.Header.Get("X-Request-Id")
 	if st.requestID == "" {

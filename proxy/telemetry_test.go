@@ -64,12 +64,15 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 		p.get(t, c, r.host, r.path)
 	}
 	// Circuit breaker: one connection, one pending; the third overflows.
+	// One at a time: a request waiting for its own dial counts as pending.
 	var wg sync.WaitGroup
-	for range 2 {
+	breaker := func() {
 		wg.Add(1)
 		go func() { defer wg.Done(); p.get(t, p.client(), "breaker", "/") }()
 	}
+	breaker()
 	waitHits(blocked, 1, 5*time.Second)
+	breaker()
 	if !waitPending(p, "outbound|80||breaker.default.svc.cluster.local", 1, 5*time.Second) {
 		t.Fatal("second breaker request never became pending")
 	}

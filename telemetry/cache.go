@@ -20,12 +20,16 @@ const DefaultMaxSeries = 10000
 // lookups missed, so copying costs O(1) amortized per miss (as sync.Map
 // promotes its dirty map). Safe for concurrent use.
 type seriesCache[K comparable, V any] struct {
-	read     atomic.Pointer[map[K]*V]
-	full     atomic.Bool // dirty reached max and is published
-	max      int
-	build    func(K) *V
-	overflow *V
-	dropped  prometheus.Counter
+	read    atomic.Pointer[map[K]*V]
+	full    atomic.Bool // dirty reached max and is published
+	max     int
+	build   func(K) *V
+	dropped prometheus.Counter
+	// overflow is the series for keys beyond max, created on first use so
+	// a scrape never shows an all-"overflow" series that nothing hit.
+	newOverflow  func() *V
+	overflowOnce sync.Once
+	overflow     *V
 
 	mu     sync.Mutex
 	dirty  map[K]*V // every key, a superset of read. Caller must hold mu.
@@ -33,9 +37,9 @@ type seriesCache[K comparable, V any] struct {
 }
 
 // newSeriesCache returns a cache of at most max series built by build;
-// keys beyond max get overflow and increment dropped.
-func newSeriesCache[K comparable, V any](max int, build func(K) *V, overflow *V, dropped prometheus.Counter) *seriesCache[K, V] {
-	c := &seriesCache[K, V]{max: max, build: build, overflow: overflow, dropped: dropped, dirty: map[K]*V{}}
+// keys beyond max get the series newOverflow builds and increment dropped.
+func newSeriesCache[K comparable, V any](max int, build func(K) *V, newOverflow func() *V, dropped prometheus.Counter) *seriesCache[K, V] {
+	c := &seriesCache[K, V]{max: max, build: build, newOverflow: newOverflow, dropped: dropped, dirty: map[K]*V{}}
 	c.read.Store(&map[K]*V{})
 	return c
 }
@@ -46,10 +50,16 @@ func (c *seriesCache[K, V]) get(k *K) *V {
 		return v
 	}
 	if c.full.Load() {
-		c.dropped.Inc()
-		return c.overflow
+		return c.over()
 	}
 	return c.slowGet(k)
+}
+
+// over counts a dropped key and returns the overflow series.
+func (c *seriesCache[K, V]) over() *V {
+	c.dropped.Inc()
+	c.overflowOnce.Do(func() { c.overflow = c.newOverflow() })
+	return c.overflow
 }
 
 // slowGet looks k up in dirty, adding it if there is room.
@@ -61,8 +71,7 @@ func (c *seriesCache[K, V]) slowGet(k *K) *V {
 		if len(c.dirty) >= c.max {
 			c.publish()
 			c.full.Store(true)
-			c.dropped.Inc()
-			return c.overflow
+			return c.over()
 		}
 		v = c.build(*k)
 		c.dirty[*k] = v

@@ -50,9 +50,9 @@ func (im *istioMetrics) init(reg *prometheus.Registry, maxSeries int) {
 		im.tcpOpened, im.tcpClosed, im.tcpSent, im.tcpReceived, overflowed)
 
 	im.http = newSeriesCache(maxSeries, func(k httpKey) *httpSeries { return im.httpChildren(k.values()) },
-		im.httpChildren(overflowValues(len(httpLabelNames))), overflowed.WithLabelValues("http"))
+		func() *httpSeries { return im.httpChildren(overflowValues(len(httpLabelNames))) }, overflowed.WithLabelValues("http"))
 	im.tcp = newSeriesCache(maxSeries, func(k tcpKey) *tcpSeries { return im.tcpChildren(k.values()) },
-		im.tcpChildren(overflowValues(len(tcpLabelNames))), overflowed.WithLabelValues("tcp"))
+		func() *tcpSeries { return im.tcpChildren(overflowValues(len(tcpLabelNames))) }, overflowed.WithLabelValues("tcp"))
 }
 
 // httpChildren resolves the HTTP metrics' children for label values v.

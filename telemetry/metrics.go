@@ -41,7 +41,7 @@ import (
 var Buckets = []float64{0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000,
 	10000, 30000, 60000, 300000, 600000, 1800000, 3600000}
 
-// Breaker names for UpstreamOverflows' breaker label, one per
+// Breaker names for remora_upstream_overflows_total's breaker label, one per
 // DestinationRule connectionPool limit.
 const (
 	BreakerMaxConnections     = "max_connections"
@@ -61,9 +61,6 @@ type Metrics struct {
 	ConfigReloads *prometheus.CounterVec
 	// OutlierEjections counts outlier-detection ejections by cluster name.
 	OutlierEjections *prometheus.CounterVec
-	// UpstreamOverflows counts requests or connections refused by a circuit
-	// breaker (flag UO), by cluster name and breaker (Breaker* constants).
-	UpstreamOverflows *prometheus.CounterVec
 	// ActiveConnections is the number of open downstream connections by
 	// listener name.
 	ActiveConnections *prometheus.GaugeVec
@@ -95,10 +92,6 @@ func newMetrics(maxSeries int) *Metrics {
 		Name: "remora_outlier_ejections_total",
 		Help: "Endpoints ejected by outlier detection, by cluster.",
 	}, []string{"cluster"})
-	m.UpstreamOverflows = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "remora_upstream_overflows_total",
-		Help: "Requests or connections refused by a circuit breaker, by cluster and breaker.",
-	}, []string{"cluster", "breaker"})
 	m.ActiveConnections = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "remora_active_connections",
 		Help: "Open downstream connections, by listener.",
@@ -115,7 +108,7 @@ func newMetrics(maxSeries int) *Metrics {
 		Name: "remora_access_log_write_errors_total",
 		Help: "Access-log writes that failed.",
 	})
-	m.Registry.MustRegister(m.ConfigReloads, m.OutlierEjections, m.UpstreamOverflows,
+	m.Registry.MustRegister(m.ConfigReloads, m.OutlierEjections,
 		m.ActiveConnections, m.ActiveRequests, m.AccessLogDropped, m.AccessLogWriteErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.istio.init(m.Registry, maxSeries)
@@ -125,4 +118,30 @@ func newMetrics(maxSeries int) *Metrics {
 // Handler serves the registry in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+}
+
+// OverflowCounts reports, for every cluster, how often each circuit breaker
+// refused a request or connection: yield(cluster, breaker, total) with
+// breaker one of the Breaker* names.
+type OverflowCounts func(yield func(cluster, breaker string, total uint64))
+
+// WatchOverflows exports remora_upstream_overflows_total{cluster,breaker},
+// read from src at each scrape, so the request path counts nothing extra.
+// Call it once.
+func (m *Metrics) WatchOverflows(src OverflowCounts) {
+	m.Registry.MustRegister(&overflowCollector{src: src})
+}
+
+var overflowDesc = prometheus.NewDesc("remora_upstream_overflows_total",
+	"Requests or connections refused by a circuit breaker (flag UO), by cluster and breaker.",
+	[]string{"cluster", "breaker"}, nil)
+
+type overflowCollector struct{ src OverflowCounts }
+
+func (c *overflowCollector) Describe(ch chan<- *prometheus.Desc) { ch <- overflowDesc }
+
+func (c *overflowCollector) Collect(ch chan<- prometheus.Metric) {
+	c.src(func(cluster, breaker string, total uint64) {
+		ch <- prometheus.MustNewConstMetric(overflowDesc, prometheus.CounterValue, float64(total), cluster, breaker)
+	})
 }

@@ -246,9 +246,16 @@ func TestCardinalityCap(t *testing.T) {
 
 func TestScrapeText(t *testing.T) {
 	m := NewMetrics()
-	New(m, nil).RecordHTTP(&HTTPRecord{Labels: testLabels(), ResponseCode: 200})
+	tel := New(m, nil)
+	tel.RecordHTTP(&HTTPRecord{Labels: testLabels(), ResponseCode: 200})
+	var conn TCPConn
+	tl := testLabels()
+	tel.RecordTCPOpen(&conn, &tl)
+	tel.RecordTCPClose(&conn, &TCPRecord{Labels: tl, SentBytes: 10, ReceivedBytes: 20})
 	m.OutlierEjections.WithLabelValues("outbound|9080||reviews.default.svc.cluster.local").Inc()
-	m.UpstreamOverflows.WithLabelValues("outbound|9080||reviews.default.svc.cluster.local", BreakerMaxRequests).Inc()
+	m.WatchOverflows(func(yield func(cluster, breaker string, total uint64)) {
+		yield("outbound|9080||reviews.default.svc.cluster.local", BreakerMaxRequests, 1)
+	})
 	m.ActiveConnections.WithLabelValues("virtualOutbound").Inc()
 	m.ActiveRequests.Inc()
 	rec := httptest.NewRecorder()

@@ -33,6 +33,14 @@ func (p *process) startDataPlane() error {
 		opts.Resolver = upstream.NewResolver(p.f.dnsServer)
 	}
 	p.upstream = upstream.NewManager(opts)
+	p.metrics.WatchOverflows(func(yield func(cluster, breaker string, total uint64)) {
+		for _, c := range p.upstream.Status() {
+			yield(c.Name, telemetry.BreakerMaxConnections, c.CxOverflow)
+			yield(c.Name, telemetry.BreakerMaxPendingRequests, c.PendingOverflow)
+			yield(c.Name, telemetry.BreakerMaxRequests, c.RqOverflow)
+			yield(c.Name, telemetry.BreakerMaxRetries, c.RetryOverflow)
+		}
+	})
 	p.http = &proxy.HTTPServer{Store: p.store, Upstream: p.upstream, Telemetry: p.tel, Log: p.log,
 		Gateway: p.f.role == "gateway", Local: p.localLabels()}
 	return nil
