@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/remora-mesh/remora/routing"
 	"github.com/remora-mesh/remora/snapshot"
 	"github.com/remora-mesh/remora/telemetry"
 	"github.com/remora-mesh/remora/upstream"
@@ -78,32 +79,93 @@ func (s *Server) call(get func() func()) http.HandlerFunc {
 	}
 }
 
-// configDump is the loaded resources and the compiled clusters as JSON.
+// dumpCluster is one compiled cluster in /config_dump.
+type dumpCluster struct {
+	Name      string              `json:"name"`
+	Service   string              `json:"service"`
+	Port      uint32              `json:"port"`
+	Subset    string              `json:"subset,omitempty"`
+	Endpoints []snapshot.Endpoint `json:"endpoints"`
+	Policy    snapshot.Policy     `json:"policy"`
+	Effective upstream.Settings   `json:"effective"`
+}
+
+// dumpVirtualHost is one compiled virtual host and its routes in match
+// order.
+type dumpVirtualHost struct {
+	Name            string      `json:"name"`
+	Domains         []string    `json:"domains"`
+	VirtualServices []string    `json:"virtual_services,omitempty"`
+	Routes          []dumpRoute `json:"routes"`
+}
+
+type dumpRoute struct {
+	Name           string            `json:"name,omitempty"`
+	VirtualService string            `json:"virtual_service,omitempty"`
+	Rule           int               `json:"rule"`
+	Clusters       map[string]uint32 `json:"weighted_clusters,omitempty"`
+	Redirect       bool              `json:"redirect,omitempty"`
+	DirectResponse int               `json:"direct_response,omitempty"`
+	Timeout        string            `json:"timeout,omitempty"`
+	Retries        string            `json:"retry_on,omitempty"`
+	Attempts       int               `json:"num_retries,omitempty"`
+	Fault          bool              `json:"fault,omitempty"`
+	Mirrors        []string          `json:"mirrors,omitempty"`
+}
+
+func dumpRoutes(t *routing.Table) []dumpVirtualHost {
+	var out []dumpVirtualHost
+	for _, vh := range t.VirtualHosts() {
+		dv := dumpVirtualHost{Name: vh.Name, Domains: vh.Domains, VirtualServices: vh.VirtualServices}
+		for _, rt := range vh.Routes() {
+			dr := dumpRoute{Name: rt.Name, VirtualService: rt.VirtualService, Rule: rt.Rule,
+				Redirect: rt.Redirect != nil, Fault: rt.Fault != nil}
+			if rt.DirectResponse != nil {
+				dr.DirectResponse = rt.DirectResponse.Status
+			}
+			if rt.Timeout > 0 {
+				dr.Timeout = rt.Timeout.String()
+			}
+			if rt.Retry != nil {
+				dr.Retries, dr.Attempts = rt.Retry.On.String(), rt.Retry.Attempts
+			}
+			for _, d := range rt.Destinations {
+				if dr.Clusters == nil {
+					dr.Clusters = map[string]uint32{}
+				}
+				dr.Clusters[d.Cluster] = d.Weight
+			}
+			for _, m := range rt.Mirrors {
+				dr.Mirrors = append(dr.Mirrors, m.Cluster)
+			}
+			dv.Routes = append(dv.Routes, dr)
+		}
+		out = append(out, dv)
+	}
+	return out
+}
+
+// configDump is the loaded resources, the compiled routes and the
+// compiled clusters with their effective settings, as JSON.
 func (s *Server) configDump(w http.ResponseWriter, _ *http.Request) {
 	snap := s.Store.Load()
 	if snap == nil {
 		http.Error(w, "no config loaded yet", http.StatusServiceUnavailable)
 		return
 	}
-	type cluster struct {
-		Name      string              `json:"name"`
-		Service   string              `json:"service"`
-		Port      uint32              `json:"port"`
-		Subset    string              `json:"subset,omitempty"`
-		Endpoints []snapshot.Endpoint `json:"endpoints"`
-		Policy    snapshot.Policy     `json:"policy"`
-	}
 	dump := struct {
 		Version   uint64                `json:"version"`
 		Loaded    string                `json:"loaded"`
 		Outbound  snapshot.OutboundMode `json:"outboundTrafficPolicy"`
 		Resources any                   `json:"resources"`
-		Clusters  []cluster             `json:"clusters"`
+		Routes    []dumpVirtualHost     `json:"routes"`
+		Clusters  []dumpCluster         `json:"clusters"`
 		Warnings  []string              `json:"warnings,omitempty"`
-	}{Version: snap.Version, Loaded: snap.Loaded.UTC().Format("2006-01-02T15:04:05.000Z"), Outbound: snap.Outbound, Resources: snap.Set}
+	}{Version: snap.Version, Loaded: snap.Loaded.UTC().Format("2006-01-02T15:04:05.000Z"), Outbound: snap.Outbound,
+		Resources: snap.Set, Routes: dumpRoutes(snap.Routes)}
 	for _, n := range snap.ClusterNames() {
 		c := snap.Clusters[n]
-		dump.Clusters = append(dump.Clusters, cluster{c.Name, c.Service.Host, c.Port.Number, c.Subset, c.Endpoints, c.Policy})
+		dump.Clusters = append(dump.Clusters, dumpCluster{c.Name, c.Service.Host, c.Port.Number, c.Subset, c.Endpoints, c.Policy, upstream.Describe(c)})
 	}
 	for _, d := range snap.Diags {
 		if d.Severity >= 1 {

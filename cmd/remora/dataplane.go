@@ -72,6 +72,29 @@ func (p *process) drain(stopProxy func(context.Context), servers []*http.Server)
 	p.log.Info("drained", zap.Duration("took", time.Since(start)))
 }
 
+// drainListeners is admin's /drain_listeners: stop accepting, close
+// keep-alive connections after their requests, and report not ready; the
+// process keeps running until SIGTERM or /quitquitquit.
+func (p *process) drainListeners() {
+	p.drainMu.Lock()
+	stop, already := p.stopListeners, p.drained
+	p.drained = true
+	p.drainMu.Unlock()
+	if already || stop == nil {
+		return
+	}
+	p.ready.Store(false)
+	ctx, cancel := context.WithTimeout(context.Background(), p.f.drainDuration)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, f := range []func(){func() { stop(ctx) }, func() { _ = p.http.Shutdown(ctx) }} {
+		wg.Add(1)
+		go func() { defer wg.Done(); f() }()
+	}
+	wg.Wait()
+	p.log.Info("listeners drained")
+}
+
 // stopDataPlane closes the upstream pools and flushes the access log.
 func (p *process) stopDataPlane() {
 	p.upstream.Close()

@@ -167,6 +167,11 @@ type process struct {
 	alog     *telemetry.AccessLog
 	http     *proxy.HTTPServer
 	ready    atomic.Bool
+	// stopListeners drains the proxy listeners; drainListeners (admin
+	// /drain_listeners) runs it once.
+	drainMu       sync.Mutex
+	stopListeners func(context.Context)
+	drained       bool
 	// onListen, if set, learns each listener's bound address (the demo
 	// binds ephemeral ports).
 	onListen func(name string, addr net.Addr)
@@ -238,7 +243,7 @@ func (p *process) run(ctx context.Context) error {
 	}
 	defer p.stopDataPlane()
 	a := &admin.Server{Store: p.store, Metrics: p.metrics, Ready: &p.ready, Upstream: p.upstream, Level: p.level,
-		Quit: func() { p.once.Do(func() { close(p.quit) }) }}
+		Quit: func() { p.once.Do(func() { close(p.quit) }) }, Drain: p.drainListeners}
 	servers := []struct {
 		name, addr string
 		h          http.Handler
@@ -271,6 +276,9 @@ func (p *process) run(ctx context.Context) error {
 		Trigger: p.hup, OnLoad: p.onLoad,
 		OnWatchError: func(err error) { p.log.Warn("config watch", zap.Error(err)) }}
 	stopProxy = p.startGatewayListeners(w, errc, stopProxy)
+	p.drainMu.Lock()
+	p.stopListeners = stopProxy
+	p.drainMu.Unlock()
 	loaded := make(chan struct{})
 	var loadOnce sync.Once
 	onLoad := w.OnLoad

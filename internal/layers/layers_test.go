@@ -29,7 +29,7 @@ var allowed = map[string][]string{
 	"upstream":        {"config", "snapshot", "lb", "outlier", "internal/clock"},
 	"telemetry":       {},
 	"proxy":           {"config", "snapshot", "routing", "fault", "upstream", "telemetry", "lb", "outlier", "internal/clock"},
-	"admin":           {"config", "snapshot", "upstream", "telemetry"},
+	"admin":           {"config", "routing", "snapshot", "upstream", "telemetry"},
 	"cmd/remora":      {"*"},
 	"internal/layers": {},
 }
