@@ -276,20 +276,7 @@ func TestGatewayReconcile(t *testing.T) {
 // TestGatewayTLSTerminatedTCP: a TLS server with mode SIMPLE terminates
 // and forwards the plaintext by tcp rules.
 func TestGatewayTLSTerminatedTCP(t *testing.T) {
-	echo, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { echo.Close() })
-	go func() {
-		for {
-			c, err := echo.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
-		}
-	}()
+	echo := startEcho(t, nil)
 	dir := t.TempDir()
 	cert, key := selfSigned(t, dir, "", "db.example.com")
 	port := freeLoopbackPort(t)
@@ -314,7 +301,7 @@ spec:
   ports: [{number: 5432, name: tcp, protocol: TCP, targetPort: %d}]
   resolution: STATIC
   endpoints: [{address: 127.0.0.1}]
-`, echo.Addr().(*net.TCPAddr).Port)
+`, echo)
 	h := newGatewayHarness(t)
 	if err := h.apply(t, yaml); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/mccutchen/go-httpbin/v2/httpbin"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 )
 
 // ingress is a gateway remora serving testdata/gateway/ingress.yaml in
@@ -276,3 +278,56 @@ func TestGatewayPassthrough(t *testing.T) {
 }
 
 func isIssuedBy(c, ca *x509.Certificate) bool { return c.CheckSignatureFrom(ca) == nil }
+
+// TestIngressH2C: an HTTP gateway server accepts HTTP/2 with prior
+// knowledge (h2c), as Envoy's AUTO codec does.
+func TestIngressH2C(t *testing.T) {
+	in := startIngress(t)
+	p := new(http.Protocols)
+	p.SetUnencryptedHTTP2(true)
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Protocols: p}}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+in.http+"/status/200", nil)
+	req.Host = "httpbin.example.com"
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.ProtoMajor != 2 {
+		t.Errorf("h2c GET = %d over %s; want 200 over HTTP/2", resp.StatusCode, resp.Proto)
+	}
+}
+
+// TestGatewayPortTaken: a Gateway port that cannot be bound at start
+// ends `remora run` with an error instead of reporting ready.
+func TestGatewayPortTaken(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	writeFile(t, dir, "gw.yaml", []byte(fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: %d, name: http, protocol: HTTP}
+    hosts: ["*"]
+`, busy.Addr().(*net.TCPAddr).Port)))
+	f := &runFlags{config: dir, role: "gateway", labels: labelsFlag{"istio": "ingressgateway"}, namespace: "default",
+		domain: "cluster.local", adminAddr: "127.0.0.1:0", statsAddr: "127.0.0.1:0", healthAddr: "127.0.0.1:0",
+		bindAddress: "127.0.0.1", drainDuration: time.Second, exitOnZero: true, logLevel: "error", accessLog: "off"}
+	p := newProcess(f, zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel+1)))
+	done := make(chan error, 1)
+	go func() { done <- p.run(t.Context()) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "address already in use") {
+			t.Errorf("run = %v; want the bind error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("remora run kept running with a Gateway port it could not bind")
+	}
+}
