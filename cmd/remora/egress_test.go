@@ -19,7 +19,7 @@ import (
 // externalNames are the external hosts the egress tests use; the test
 // DNS server answers 127.0.0.1 for each.
 var externalNames = []string{"httpbin.external.test", "secure.external.test", "mutual.external.test",
-	"badca.external.test", "wrongsan.external.test", "echo.external.test"}
+	"badca.external.test", "wrongsan.external.test", "echo.external.test", "tls-pt.external.test"}
 
 func startExternalDNS(t *testing.T) *testDNS {
 	t.Helper()
@@ -52,7 +52,7 @@ func TestEgress(t *testing.T) {
 		fmt.Fprintf(w, "tls to %s from %s", r.TLS.ServerName, who)
 	}))
 	tlsBackend.TLS = &tls.Config{Certificates: []tls.Certificate{ca.tlsCert(t, false, "secure.external.test",
-		"mutual.external.test", "badca.external.test", "wrongsan.external.test")},
+		"mutual.external.test", "badca.external.test", "wrongsan.external.test", "tls-pt.external.test")},
 		ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: ca.pool()}
 	tlsBackend.StartTLS()
 	t.Cleanup(tlsBackend.Close)
@@ -96,6 +96,15 @@ func TestEgress(t *testing.T) {
 			if !hasSample(stats, "istio_requests_total", `destination_service="`+host+`"`, `response_code="503"`, `response_flags="UF`) {
 				t.Errorf("no istio_requests_total sample for %s with 503 UF in:\n%s", host, stats)
 			}
+		}
+	})
+	t.Run("HTTPS tunnelled to a TLS port", func(t *testing.T) {
+		t.Parallel()
+		tc := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+			Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: r.addr(t, "outbound")}), TLSClientConfig: &tls.Config{RootCAs: ca.pool()}}}
+		code, body := get(t, tc, "https://tls-pt.external.test/", "")
+		if want := "tls to tls-pt.external.test from anonymous"; code != 200 || body != want {
+			t.Errorf("GET https://tls-pt.external.test/ = %d %q; want 200 %q", code, body, want)
 		}
 	})
 	t.Run("resolved through --dns-server", func(t *testing.T) {
