@@ -3,17 +3,25 @@ package proxy
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// flaky fails every other request with 503, so a retry always succeeds.
+// flaky fails every other request of each client (X-Client header) with
+// 503: exactly 50% of requests fail, and a retry always succeeds, however
+// the clients' requests interleave.
 func flaky() http.HandlerFunc {
-	var n atomic.Int64
+	var mu sync.Mutex
+	seen := map[string]int{}
 	return func(w http.ResponseWriter, r *http.Request) {
-		if n.Add(1)%2 == 1 {
+		mu.Lock()
+		seen[r.Header.Get("X-Client")]++
+		n := seen[r.Header.Get("X-Client")]
+		mu.Unlock()
+		if n%2 == 1 {
 			http.Error(w, "flaky", http.StatusServiceUnavailable)
 			return
 		}
@@ -46,7 +54,7 @@ func countOK(t *testing.T, p *testProxy, n int) (ok, s503 int) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < n; i += 8 {
-				code, _, _ := p.get(t, c, "flaky:8000", "/")
+				code, _, _ := p.get(t, c, "flaky:8000", "/", "X-Client", strconv.Itoa(w))
 				switch code {
 				case 200:
 					okN.Add(1)
@@ -74,9 +82,9 @@ func TestRetryOn5xx(t *testing.T) {
 func TestDefaultRetryPolicyDoesNotRetry503(t *testing.T) {
 	b := newBackend(t, "v1", flaky())
 	p := startProxy(t, 8000, serviceEntry("flaky", 8000, "HTTP", b))
-	ok, s503 := countOK(t, p, 200)
-	if ok != 100 || s503 != 100 || b.hits.Load() != 200 {
-		t.Errorf("default policy: %d ok, %d 503, backend saw %d; want 100, 100, 200 (no retry of 503)", ok, s503, b.hits.Load())
+	ok, s503 := countOK(t, p, 240) // 30 per client: 15 fail, 15 succeed
+	if ok != 120 || s503 != 120 || b.hits.Load() != 240 {
+		t.Errorf("default policy: %d ok, %d 503, backend saw %d; want 120, 120, 240 (no retry of 503)", ok, s503, b.hits.Load())
 	}
 }
 
