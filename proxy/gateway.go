@@ -76,8 +76,11 @@ type gwServer struct {
 	gateway string // namespace/name
 	name    string
 	proto   config.Protocol
-	// hosts are the dnsName parts of servers[].hosts, lower-case.
+	// hosts are the dnsName parts of servers[].hosts, lower-case; hostNS
+	// their namespace parts ("*" for any, "." already resolved to the
+	// Gateway's own).
 	hosts       []string
+	hostNS      []string
 	tls         *serverTLS // terminating servers only
 	passthrough bool
 	redirect    bool
@@ -261,8 +264,12 @@ func (g *Gateway) server(gateway string, srv *config.Server, log *zap.Logger) (*
 		return nil, fmt.Errorf("port protocol %q is not supported", srv.Port.Protocol)
 	}
 	for _, h := range srv.Hosts {
-		_, name := config.SplitGatewayHost(h)
+		ns, name := config.SplitGatewayHost(h)
+		if ns == "." {
+			ns, _, _ = strings.Cut(gateway, "/")
+		}
 		s.hosts = append(s.hosts, strings.ToLower(name))
+		s.hostNS = append(s.hostNS, ns)
 	}
 	ts := srv.TLS
 	switch {
@@ -318,6 +325,28 @@ func (s *gwServer) hostMatches(host string) bool {
 	for _, h := range s.hosts {
 		if config.HostMatches(h, host) {
 			return true
+		}
+	}
+	return false
+}
+
+// allows reports whether s exposes host as routed by the VirtualServices
+// ("namespace/name") of its virtual host: a matching server host whose
+// namespace part is "*" or one of theirs. (Rules of VirtualServices from
+// several namespaces for one host are merged; the host is served when
+// any of them may bind.)
+func (s *gwServer) allows(host string, vss []string) bool {
+	for i, h := range s.hosts {
+		if !config.HostMatches(h, host) {
+			continue
+		}
+		if s.hostNS[i] == "*" {
+			return true
+		}
+		for _, vs := range vss {
+			if ns, _, _ := strings.Cut(vs, "/"); ns == s.hostNS[i] {
+				return true
+			}
 		}
 	}
 	return false

@@ -96,8 +96,9 @@ func (f *httpFeed) Addr() net.Addr { return &net.TCPAddr{} }
 
 // gatewayHandler applies the Gateway servers to a request before the
 // HTTP chain: a host outside the servers' hosts, or one no VirtualService
-// routes on the port, answers 404 (flag NR) as Envoy's gateway vhosts
-// do, never passthrough; an httpsRedirect server answers plain-HTTP
+// routes on the port (from a namespace the server host's "ns/" part
+// allows), answers 404 (flag NR) as Envoy's gateway vhosts do, never
+// passthrough; an httpsRedirect server answers plain-HTTP
 // requests 301 to https.
 type gatewayHandler struct{ l *gwListener }
 
@@ -125,12 +126,22 @@ func (gh *gatewayHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		gh.localReply(w, r, ci, http.StatusMovedPermanently, "https://"+r.Host+r.URL.RequestURI(), 0)
 		return
 	}
-	snap := h.snapshot(ci)
-	if srv == nil || snap != nil && snap.Routes != nil && snap.Routes.VirtualHost(l.port, r.Host) == nil {
+	if srv == nil || !gh.routed(srv, host, r.Host, ci) {
 		gh.localReply(w, r, ci, http.StatusNotFound, "", telemetry.NoRouteFound)
 		return
 	}
 	h.ServeHTTP(w, r)
+}
+
+// routed reports whether a VirtualService that srv exposes routes
+// authority on the listener's port.
+func (gh *gatewayHandler) routed(srv *gwServer, host, authority string, ci *ConnInfo) bool {
+	snap := gh.l.g.HTTP.snapshot(ci)
+	if snap == nil || snap.Routes == nil {
+		return true // the chain answers "no configuration loaded"
+	}
+	vh := snap.Routes.VirtualHost(gh.l.port, authority)
+	return vh != nil && srv.allows(host, vh.VirtualServices)
 }
 
 // localReply answers r from the gateway itself, recorded like the HTTP

@@ -406,3 +406,41 @@ spec:
 		t.Errorf("echo through TLS origination = %q, %v; want %q", line, err, "ping\n")
 	}
 }
+
+// TestServerAllows: a server host's "ns/" part limits which
+// VirtualServices' namespaces may serve it ("." is the Gateway's own).
+func TestServerAllows(t *testing.T) {
+	h := newGatewayHarness(t)
+	s, err := h.g.server("istio-system/gw", &config.Server{Port: &config.Port{Number: 80, Protocol: "HTTP"},
+		Hosts: []string{"prod/a.example.com", "./b.example.com", "*.example.com"}}, h.g.log())
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict, err := h.g.server("istio-system/gw", &config.Server{Port: &config.Port{Number: 80, Protocol: "HTTP"},
+		Hosts: []string{"prod/a.example.com", "./b.example.com"}}, h.g.log())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		srv  *gwServer
+		host string
+		vss  []string
+		want bool
+	}{
+		{"namespace allowed", strict, "a.example.com", []string{"prod/a"}, true},
+		{"namespace not allowed", strict, "a.example.com", []string{"default/a"}, false},
+		{"dot is the gateway's namespace", strict, "b.example.com", []string{"istio-system/b"}, true},
+		{"dot excludes others", strict, "b.example.com", []string{"default/b"}, false},
+		{"one of several may bind", strict, "a.example.com", []string{"default/a", "prod/a2"}, true},
+		{"any namespace via a wildcard host", s, "a.example.com", []string{"default/a"}, true},
+		{"host not served", strict, "c.example.com", []string{"prod/c"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.srv.allows(tt.host, tt.vss); got != tt.want {
+				t.Errorf("allows(%q, %v) = %v; want %v", tt.host, tt.vss, got, tt.want)
+			}
+		})
+	}
+}

@@ -78,6 +78,7 @@ func TestIngressHTTP(t *testing.T) {
 		{"host with port", "httpbin.example.com:80", "/status/200", 200},
 		{"unknown host", "unknown.example.com", "/status/200", 404},
 		{"host outside the server's hosts", "other.example.com", "/status/200", 404},
+		{"server host for VirtualServices of another namespace", "prod-only.example.com", "/status/200", 404},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
