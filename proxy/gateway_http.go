@@ -3,6 +3,8 @@ package proxy
 import (
 	"context"
 	"errors"
+	"io"
+	stdlog "log"
 	"net"
 	"net/http"
 	"strings"
@@ -42,7 +44,7 @@ func newHTTPFeed(h http.Handler, secure bool, l *gwListener) *httpFeed {
 		ReadHeaderTimeout: 60 * time.Second,
 		IdleTimeout:       time.Hour,
 		MaxHeaderBytes:    60 << 10,
-		ErrorLog:          zap.NewStdLog(l.g.log().WithOptions(zap.IncreaseLevel(zap.WarnLevel))),
+		ErrorLog:          debugLog(l.g.log()), // per-connection noise
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			ci := &ConnInfo{Snapshot: l.g.Store.Load(), Original: addrPortOf(c.LocalAddr()), Port: l.port, Remote: addrPortOf(c.RemoteAddr())}
 			ctx = context.WithValue(ctx, connInfoKey{}, ci)
@@ -50,6 +52,15 @@ func newHTTPFeed(h http.Handler, secure bool, l *gwListener) *httpFeed {
 		},
 	}
 	return f
+}
+
+// debugLog adapts log to net/http's ErrorLog at debug level.
+func debugLog(log *zap.Logger) *stdlog.Logger {
+	l, err := zap.NewStdLogAt(log, zap.DebugLevel)
+	if err != nil {
+		return stdlog.New(io.Discard, "", 0)
+	}
+	return l
 }
 
 // serve hands c to the server, which owns it from then on; false means
