@@ -49,6 +49,14 @@ func (h *HTTPServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Header.Set("X-Request-Id", st.requestID)
 	}
 	h.serverHeader(w, ci)
+	if st.rejectedHead() {
+		return
+	}
+	if tooManyHeaders(r) {
+		st.flags |= telemetry.DownstreamProtocolError
+		st.localReply(http.StatusRequestHeaderFieldsTooLarge, http.StatusText(http.StatusRequestHeaderFieldsTooLarge), -1)
+		return
+	}
 	if r.ProtoMajor == 1 && r.ProtoMinor == 0 {
 		st.localReply(http.StatusUpgradeRequired, "", -1) // Envoy rejects HTTP/1.0
 		return

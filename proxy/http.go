@@ -44,6 +44,9 @@ type HTTPServer struct {
 	// ShadowSuffix adds Envoy's "-shadow" suffix to mirrored hosts, as
 	// Istio did before 1.28. Off by default.
 	ShadowSuffix bool
+	// HeadersTimeout bounds the time to receive a request head once its
+	// first byte arrived (slowloris); zero means RequestHeadersTimeout.
+	HeadersTimeout time.Duration
 	// MirrorLimit bounds the bytes of request bodies buffered for mirrors
 	// at any moment; zero means 16 MiB.
 	MirrorLimit int64
@@ -82,16 +85,12 @@ func (h *HTTPServer) init() {
 		h.srv = &http.Server{
 			Handler:           h,
 			Protocols:         p,
-			ReadHeaderTimeout: 60 * time.Second,
+			ReadHeaderTimeout: h.headersTimeout(),
 			IdleTimeout:       time.Hour,
-			MaxHeaderBytes:    60 << 10,
+			MaxHeaderBytes:    MaxRequestHeadersBytes,
+			HTTP2:             http2Limits(),
 			ErrorLog:          nil,
-			ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-				if ic, ok := c.(*infoConn); ok {
-					return context.WithValue(ctx, connInfoKey{}, ic.ci)
-				}
-				return ctx
-			},
+			ConnContext:       connContext,
 		}
 		go func() { _ = h.srv.Serve(&chanListener{h: h}) }()
 	})
@@ -101,7 +100,7 @@ func (h *HTTPServer) init() {
 // returns. It is safe for concurrent use.
 func (h *HTTPServer) ServeConn(c net.Conn, ci *ConnInfo) {
 	h.init()
-	ic := &infoConn{Conn: c, ci: ci, done: make(chan struct{})}
+	ic := &infoConn{Conn: guardConn(c, h.headersTimeout()), ci: ci, done: make(chan struct{})}
 	select {
 	case h.conns <- ic:
 	case <-h.closed:
@@ -145,6 +144,13 @@ func (l *chanListener) Close() error {
 }
 
 func (l *chanListener) Addr() net.Addr { return &net.TCPAddr{} }
+
+func (h *HTTPServer) headersTimeout() time.Duration {
+	if h.HeadersTimeout > 0 {
+		return h.HeadersTimeout
+	}
+	return RequestHeadersTimeout
+}
 
 func (h *HTTPServer) rand() uint64 {
 	if h.Rand != nil {
