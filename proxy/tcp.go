@@ -34,11 +34,15 @@ type TCPResult struct {
 // ForwardTCP copies bytes between down and up until both directions are
 // done, then closes both. A direction that reaches EOF half-closes its
 // destination (CloseWrite), as Envoy's tcp_proxy does; an error in one
-// direction closes both. Between two *net.TCPConn (directly, or under a
-// *PeekedConn with nothing pending) the copy is a kernel splice. idle
+// direction closes both. A *PeekedConn's pending bytes are written
+// upstream first; then, between two *net.TCPConn (directly or under a
+// *PeekedConn, *upstream.Conn or NetConn wrapper) the copy is a kernel
+// splice. idle
 // closes the connection when no data moved for that long (zero means
 // DefaultIdleTimeout, negative means never); it is checked by one timer,
-// not per-read deadlines, using the kernel's TCP_INFO where available.
+// not per-read deadlines, using the kernel's TCP_INFO where available
+// (its ages have jiffy resolution, so the close may come a few
+// milliseconds early).
 // ForwardTCP blocks until the connection is done; closing either conn
 // from elsewhere ends it.
 func ForwardTCP(down, up net.Conn, idle time.Duration) TCPResult {

@@ -126,8 +126,9 @@ func TestForwardTCPIdleTimeout(t *testing.T) {
 	if !r.IdleTimeout {
 		t.Errorf("IdleTimeout = false; want true")
 	}
-	if d := time.Since(last); d < idle {
-		t.Errorf("closed %v after the last byte; want at least %v", d, idle)
+	// The kernel's TCP_INFO ages have jiffy resolution (up to 10ms).
+	if d := time.Since(last); d < idle-20*time.Millisecond {
+		t.Errorf("closed %v after the last byte; want about %v", d, idle)
 	}
 	client.SetReadDeadline(time.Now().Add(time.Second))
 	if _, err := client.Read(buf); err == nil {
