@@ -191,5 +191,9 @@ func tcpPair(t testing.TB) (client, server net.Conn) {
 		t.Fatal("accept failed")
 	}
 	t.Cleanup(func() { client.Close(); server.Close() })
+	// Bound every test that reads or writes them.
+	dl := time.Now().Add(10 * time.Second)
+	client.SetDeadline(dl)
+	server.SetDeadline(dl)
 	return client, server
 }
