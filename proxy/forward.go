@@ -186,9 +186,16 @@ func (st *reqState) forward(cl *upstream.Cluster, rt *routing.Route) {
 func (st *reqState) tryAll(ctx context.Context, cl *upstream.Cluster, rt *routing.Route, up *http.Request, b *body, opts *upstream.AttemptOptions) attempt {
 	policy := rt.Retry
 	sent := time.Now()
+	unwritten := 0
 	for n := 1; ; n++ {
 		a := st.try(ctx, cl, policy, up, b, opts, n)
 		st.upstreamTime = time.Since(sent)
+		if unwrittenRetry(ctx, &a, b, unwritten) {
+			unwritten++
+			a.discard()
+			n--
+			continue
+		}
 		retry := n <= retries(policy) && b.replayable() && ctx.Err() == nil && st.retriable(policy, &a)
 		if !retry {
 			if n > 1 && st.retriable(policy, &a) {
@@ -217,6 +224,20 @@ func (st *reqState) tryAll(ctx context.Context, cl *upstream.Cluster, rt *routin
 			return attempt{err: ctx.Err(), kind: routing.FailureReset}
 		}
 	}
+}
+
+// maxUnwrittenRetries bounds the free retries of requests that failed
+// before any byte of them reached the upstream.
+const maxUnwrittenRetries = 2
+
+// unwrittenRetry reports whether a failed before its request was written
+// (a pooled connection the server had closed): it is sent again at once,
+// on another connection, without a retry policy and without counting
+// against one, as Envoy's pool does for a request it never started.
+func unwrittenRetry(ctx context.Context, a *attempt, b *body, done int) bool {
+	var re *upstream.ResetError
+	return done < maxUnwrittenRetries && a.err != nil && errors.As(a.err, &re) && !re.Written &&
+		!re.Protocol && b.replayable() && ctx.Err() == nil
 }
 
 // retries is how many retries policy allows; nil allows none.

@@ -13,7 +13,7 @@ import (
 func TestSettingsDefaults(t *testing.T) {
 	s := settingsFor(snap(t, config.HTTP, snapshot.Policy{}, "127.0.0.1:1").Clusters[clusterName("")], nil)
 	want := Limits{MaxConnections: Unlimited, MaxPendingRequests: Unlimited, MaxRequests: Unlimited, MaxRetries: Unlimited}
-	if s.limits != want || s.connect != 10*time.Second || s.idle != time.Hour || s.lb.Policy != lb.LeastRequest ||
+	if s.limits != want || s.connect != 10*time.Second || s.idle != DefaultIdleTimeout || s.lb.Policy != lb.LeastRequest ||
 		s.outlier != nil || s.keepAlive != nil || s.tls != nil || s.http2 || s.origDst {
 		t.Errorf("defaults = %+v", s)
 	}

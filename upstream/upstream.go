@@ -121,10 +121,19 @@ type Options struct {
 const (
 	// DefaultConnectTimeout is MeshConfig.connectTimeout.
 	DefaultConnectTimeout = 10 * time.Second
-	// DefaultIdleTimeout is Envoy's upstream HTTP pool idle timeout.
-	DefaultIdleTimeout = time.Hour
-	// PassthroughIdleTimeout is the PassthroughCluster's pool idle timeout.
-	PassthroughIdleTimeout = 5 * time.Minute
+	// DefaultIdleTimeout is the upstream HTTP pool idle timeout when a
+	// DestinationRule sets none. Envoy's is 1 hour, which loses the race
+	// with servers that close idle keep-alive connections sooner (Node's
+	// keepAliveTimeout and Apache's KeepAliveTimeout are 5s): a request
+	// written as the server closes fails with 503 UC, the most reported
+	// Istio 503. remora closes its idle connections first, below those
+	// defaults; a connection the server closed while idle is still caught
+	// by the liveness peek before reuse, and a request that fails before
+	// any byte was written is retried (proxy).
+	DefaultIdleTimeout = 4 * time.Second
+	// PassthroughIdleTimeout is the PassthroughCluster's pool idle
+	// timeout: the same, for the same reason.
+	PassthroughIdleTimeout = DefaultIdleTimeout
 	// DefaultDNSRefresh is Istio's dns_refresh_rate.
 	DefaultDNSRefresh = 60 * time.Second
 	// Unlimited is the circuit-breaker threshold Istio sets when the
@@ -225,7 +234,7 @@ func (m *Manager) Cluster(name string) *Cluster {
 
 // Passthrough is the cluster that connects to each request's original
 // destination (ALLOW_ANY): AttemptOptions.Original, connect timeout 10s, no
-// circuit-breaker limits, HTTP/1.1 pool idle timeout 5 minutes.
+// circuit-breaker limits, HTTP/1.1 pool idle timeout PassthroughIdleTimeout.
 func (m *Manager) Passthrough() *Cluster {
 	m.init()
 	m.mu.Lock()
