@@ -157,10 +157,16 @@ func (st *reqState) route() {
 	st.forward(cl, rt)
 }
 
-// unknownHost handles a request for a host no virtual host serves:
-// ALLOW_ANY passes it to its original destination, REGISTRY_ONLY answers
-// 502 with an empty body (Istio's block_all route).
+// unknownHost handles a request for a host no virtual host serves: a
+// gateway answers 404 (NR); a sidecar under ALLOW_ANY passes it to its
+// original destination, under REGISTRY_ONLY answers 502 with an empty body
+// (Istio's block_all route).
 func (st *reqState) unknownHost() {
+	if st.h.Gateway { // a gateway serves only its Gateways' hosts
+		st.flags |= telemetry.NoRouteFound
+		st.localReply(http.StatusNotFound, "", -1)
+		return
+	}
 	if st.snap.Outbound == snapshot.RegistryOnly {
 		st.localReply(http.StatusBadGateway, "", -1)
 		return

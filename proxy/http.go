@@ -47,6 +47,9 @@ type HTTPServer struct {
 	// HeadersTimeout bounds the time to receive a request head once its
 	// first byte arrived (slowloris); zero means RequestHeadersTimeout.
 	HeadersTimeout time.Duration
+	// Resolver resolves explicit-proxy authorities outside the registry
+	// (ALLOW_ANY passthrough, CONNECT); nil means net.DefaultResolver.
+	Resolver *net.Resolver
 	// MirrorLimit bounds the bytes of request bodies buffered for mirrors
 	// at any moment; zero means 16 MiB.
 	MirrorLimit int64

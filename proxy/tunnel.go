@@ -75,7 +75,11 @@ func (st *reqState) originalFor(authority string) (netip.AddrPort, error) {
 	}
 	ctx, cancel := context.WithTimeout(st.r.Context(), 5*time.Second)
 	defer cancel()
-	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	res := st.h.Resolver
+	if res == nil {
+		res = net.DefaultResolver
+	}
+	ips, err := res.LookupNetIP(ctx, "ip", host)
 	if err != nil || len(ips) == 0 {
 		return netip.AddrPort{}, &net.DNSError{Err: "no address", Name: host}
 	}

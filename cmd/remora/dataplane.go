@@ -42,7 +42,7 @@ func (p *process) startDataPlane() error {
 		}
 	})
 	p.http = &proxy.HTTPServer{Store: p.store, Upstream: p.upstream, Telemetry: p.tel, Log: p.log,
-		Gateway: p.f.role == "gateway", Local: p.localLabels()}
+		Gateway: p.f.role == "gateway", Local: p.localLabels(), Resolver: opts.Resolver}
 	return nil
 }
 
