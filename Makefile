@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build test test-short lint fmt bench bench-quick demo fuzz clean release check-deploy
+.PHONY: all build test test-short lint fmt bench bench-quick bench-micro demo fuzz clean release check-deploy
 
 all: build
 
@@ -29,11 +29,21 @@ lint:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
+# The side-by-side suite (bench/cmd/remora-bench, docs/performance.md):
+# direct, remora, nginx, HAProxy and a plain Go ReverseProxy under fortio,
+# 3 interleaved rounds (under 5 minutes); the report goes to bench/results.
+# bench-quick is one short round (under a minute). Root adds remora's TCP
+# path (iptables in a namespace); nginx and haproxy are used if installed.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(GO) run ./bench/cmd/remora-bench -out bench/results
 
 bench-quick:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 200ms $(PKGS)
+	$(GO) run ./bench/cmd/remora-bench -quick -out bench/results
+
+# Go micro-benchmarks of the hot paths (route match, LB, outlier, header
+# operations, the whole HTTP path's allocations).
+bench-micro:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
 demo:
 	$(GO) run ./cmd/remora demo
