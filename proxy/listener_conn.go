@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/remora-mesh/remora/config"
+	"github.com/remora-mesh/remora/lb"
 	"github.com/remora-mesh/remora/snapshot"
 	"github.com/remora-mesh/remora/upstream"
 )
@@ -171,7 +172,8 @@ func (l *Listener) dial(ctx context.Context, rec *TCPRecord) (net.Conn, string, 
 		c, err := l.dialInbound(ctx, orig)
 		return c, orig.String(), err
 	}
-	opt := upstream.AttemptOptions{Original: orig}
+	// Consistent-hash clusters hash the downstream IP (useSourceIp).
+	opt := upstream.AttemptOptions{Original: orig, Hash: lb.HashSourceIP(rec.Info.Remote.Addr().String()), HasHash: true}
 	if l.dialCluster != nil {
 		c, err := l.dialCluster(ctx, rec.Cluster, opt)
 		return c, orig.String(), err
