@@ -42,6 +42,7 @@ func (s *Server) AdminHandler() http.Handler {
 	mux.HandleFunc("POST /quitquitquit", s.call(func() func() { return s.Quit }))
 	mux.HandleFunc("POST /drain_listeners", s.call(func() func() { return s.Drain }))
 	mux.Handle("/logging", telemetry.LevelHandler(s.Level))
+	registerPprof(mux)
 	return mux
 }
 
