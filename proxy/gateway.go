@@ -14,6 +14,7 @@ import (
 
 	"github.com/remora-mesh/remora/config"
 	"github.com/remora-mesh/remora/snapshot"
+	"github.com/remora-mesh/remora/telemetry"
 	"github.com/remora-mesh/remora/upstream"
 )
 
@@ -55,6 +56,10 @@ type Gateway struct {
 	// OnTCP, if set, is called once for each forwarded (or refused) TCP
 	// or TLS connection when it ends.
 	OnTCP func(*TCPRecord)
+	// Telemetry records each TCP connection (istio_tcp_* metrics, access
+	// log); nil means none. Local are this gateway's own Istio labels.
+	Telemetry *telemetry.Telemetry
+	Local     telemetry.Labels
 	// HandshakeTimeout bounds the ClientHello and TLS handshake; zero
 	// means DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration

@@ -14,6 +14,7 @@ import (
 
 	"github.com/remora-mesh/remora/config"
 	"github.com/remora-mesh/remora/routing"
+	"github.com/remora-mesh/remora/telemetry"
 	"github.com/remora-mesh/remora/upstream"
 )
 
@@ -120,7 +121,7 @@ func (l *gwListener) serveTLS(c net.Conn, set *gwPortSet) {
 	srv := set.bySNI(sni)
 	if srv == nil {
 		log.Debug("closing: no gateway server for the SNI", zap.String("sni", sni))
-		rec.Flags = []string{"NR"}
+		rec.Flags = telemetry.NoRouteFound
 		c.Close()
 		l.finish(rec)
 		return
@@ -212,20 +213,20 @@ func (l *gwListener) forward(c net.Conn, res routing.L4Result, rec *TCPRecord) {
 		d = res.Route.Pick(rand.Uint64())
 	}
 	if d == nil {
-		rec.Flags = []string{"NR"}
+		rec.Flags = telemetry.NoRouteFound
 		return
 	}
 	rec.Cluster = d.Cluster
 	cl := l.g.Upstream.Cluster(d.Cluster)
 	if cl == nil {
-		rec.Flags = []string{"NC"}
+		rec.Flags = telemetry.NoClusterFound
 		return
 	}
 	ctx, cancel := context.WithCancel(l.ctx)
 	defer cancel()
 	up, h, err := cl.DialTCP(ctx, upstream.AttemptOptions{Original: rec.Info.Original})
 	if err != nil {
-		rec.Flags = []string{flagFor(err)}
+		rec.Flags = flagFor(err)
 		l.log().Debug("upstream dial", zap.String("cluster", d.Cluster), zap.Error(err))
 		return
 	}
@@ -235,13 +236,19 @@ func (l *gwListener) forward(c net.Conn, res routing.L4Result, rec *TCPRecord) {
 	rec.UpstreamLocal = addrPortOf(up.LocalAddr())
 	stop := context.AfterFunc(ctx, func() { c.Close(); up.Close() })
 	defer stop()
+	recordTCPOpen(l.g.Telemetry, &l.g.Local, rec)
 	rec.Result = ForwardTCP(c, hideTLS(up), l.g.IdleTimeout)
 }
 
 func (l *gwListener) finish(rec *TCPRecord) {
 	rec.Duration = time.Since(rec.Start)
 	l.log().Debug("tcp done", zap.String("cluster", rec.Cluster), zap.String("sni", rec.SNI), zap.String("upstream", rec.UpstreamHost),
-		zap.Strings("flags", rec.Flags), zap.Int64("received", rec.Result.Received), zap.Int64("sent", rec.Result.Sent))
+		zap.Stringer("flags", rec.Flags), zap.Int64("received", rec.Result.Received), zap.Int64("sent", rec.Result.Sent))
+	idle := l.g.IdleTimeout
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
+	}
+	recordTCPClose(l.g.Telemetry, &l.g.Local, rec, idle)
 	if l.g.OnTCP != nil {
 		l.g.OnTCP(rec)
 	}

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/remora-mesh/remora/snapshot"
+	"github.com/remora-mesh/remora/telemetry"
 	"github.com/remora-mesh/remora/upstream"
 )
 
@@ -65,9 +66,20 @@ type Listener struct {
 	// ConnectTimeout bounds the dials the listener makes itself; zero
 	// means DefaultConnectTimeout.
 	ConnectTimeout time.Duration
+	// MaxConnections caps the connections served at once; beyond it a
+	// new connection is closed as soon as it is accepted (Envoy's
+	// listener connection limit, counted as an overflow). Zero means no
+	// limit.
+	MaxConnections int
 	// OnTCP, if set, is called once for each TCP-proxied (or closed)
 	// connection when it ends, in the connection's goroutine.
 	OnTCP func(*TCPRecord)
+	// Telemetry records each TCP connection in the istio_tcp_* metrics and
+	// the access log; nil means none.
+	Telemetry *telemetry.Telemetry
+	// Local holds the Istio labels of this proxy's workload (see
+	// HTTPServer.Local).
+	Local telemetry.Labels
 
 	// origDst recovers original destinations; tests replace it.
 	origDst func(*net.TCPConn) (netip.AddrPort, error)
@@ -88,6 +100,21 @@ type Listener struct {
 	own sync.Map
 	// accepted counts connections accepted, for tests and logs.
 	accepted atomic.Uint64
+	// overflow counts connections closed by MaxConnections.
+	overflow atomic.Uint64
+}
+
+// Overflowed reports how many connections MaxConnections refused.
+func (l *Listener) Overflowed() uint64 { return l.overflow.Load() }
+
+// overLimit reports whether MaxConnections connections are being served.
+func (l *Listener) overLimit() bool {
+	if l.MaxConnections <= 0 {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.conns) >= l.MaxConnections
 }
 
 // TCPRecord describes one TCP connection the listener forwarded or
@@ -104,15 +131,18 @@ type TCPRecord struct {
 	UpstreamHost string
 	// UpstreamLocal is the local address of the upstream connection.
 	UpstreamLocal netip.AddrPort
-	// Flags are Envoy's response flags ("UH", "UF", "UO", "NC"); empty
-	// for none.
-	Flags []string
+	// Flags are Envoy's response flags (UH, UF, UO, NC).
+	Flags telemetry.ResponseFlags
 	// Detected is what protocol detection found (DetectedTCP when it did
 	// not run).
 	Detected Detected
 	// SNI is the TLS server name, when one was read.
 	SNI    string
 	Result TCPResult
+
+	tel    telemetry.TCPConn
+	labels telemetry.Labels
+	opened bool
 }
 
 // Accepted reports how many connections the listener has accepted.
@@ -165,6 +195,11 @@ func (l *Listener) Serve(ln net.Listener) error {
 		}
 		backoff = 0
 		l.accepted.Add(1)
+		if l.overLimit() {
+			l.overflow.Add(1)
+			c.Close()
+			continue
+		}
 		if !l.track(nil, c) {
 			c.Close()
 			continue

@@ -12,6 +12,7 @@ import (
 	"github.com/remora-mesh/remora/config"
 	"github.com/remora-mesh/remora/lb"
 	"github.com/remora-mesh/remora/snapshot"
+	"github.com/remora-mesh/remora/telemetry"
 	"github.com/remora-mesh/remora/upstream"
 )
 
@@ -84,7 +85,7 @@ func (l *Listener) serveOutbound(c net.Conn, ci *ConnInfo, log *zap.Logger, star
 	rec.Cluster = l.tcpCluster(ci, rec.Detected == DetectedTLS, rec.SNI)
 	if rec.Cluster == "" {
 		if ci.Snapshot.Outbound == snapshot.RegistryOnly {
-			rec.Cluster, rec.Flags = BlackHoleCluster, []string{"UH"}
+			rec.Cluster, rec.Flags = BlackHoleCluster, telemetry.NoHealthyUpstream
 			l.finish(rec, log)
 			return
 		}
@@ -134,7 +135,7 @@ func (l *Listener) forward(c net.Conn, rec *TCPRecord, log *zap.Logger) {
 	defer cancel()
 	up, host, err := l.dial(ctx, rec)
 	if err != nil {
-		rec.Flags = []string{flagFor(err)}
+		rec.Flags = flagFor(err)
 		log.Debug("upstream dial", zap.String("cluster", rec.Cluster), zap.Error(err))
 		l.finish(rec, log)
 		return
@@ -145,6 +146,7 @@ func (l *Listener) forward(c net.Conn, rec *TCPRecord, log *zap.Logger) {
 	defer l.own.Delete(rec.UpstreamLocal)
 	stop := context.AfterFunc(ctx, func() { c.Close(); up.Close() })
 	defer stop()
+	l.recordOpen(rec)
 	rec.Result = ForwardTCP(c, up, l.IdleTimeout)
 	l.finish(rec, log)
 }
@@ -152,8 +154,9 @@ func (l *Listener) forward(c net.Conn, rec *TCPRecord, log *zap.Logger) {
 func (l *Listener) finish(rec *TCPRecord, log *zap.Logger) {
 	rec.Duration = time.Since(rec.Start)
 	log.Debug("tcp done", zap.String("cluster", rec.Cluster), zap.String("upstream", rec.UpstreamHost),
-		zap.Strings("flags", rec.Flags), zap.Int64("received", rec.Result.Received), zap.Int64("sent", rec.Result.Sent),
+		zap.Stringer("flags", rec.Flags), zap.Int64("received", rec.Result.Received), zap.Int64("sent", rec.Result.Sent),
 		zap.Bool("idle_timeout", rec.Result.IdleTimeout))
+	l.recordClose(rec)
 	if l.OnTCP != nil {
 		l.OnTCP(rec)
 	}
@@ -216,19 +219,16 @@ func (l *Listener) connectTimeout() time.Duration {
 }
 
 // flagFor maps a dial error to Envoy's response flag.
-func flagFor(err error) string {
-	var ce *upstream.ConnectError
+func flagFor(err error) telemetry.ResponseFlags {
 	switch {
 	case errors.Is(err, upstream.ErrOverflow):
-		return "UO"
+		return telemetry.UpstreamOverflow
 	case errors.Is(err, upstream.ErrNoHealthyUpstream):
-		return "UH"
+		return telemetry.NoHealthyUpstream
 	case errors.Is(err, errNoCluster):
-		return "NC"
-	case errors.As(err, &ce):
-		return "UF"
+		return telemetry.NoClusterFound
 	}
-	return "UF"
+	return telemetry.UpstreamConnectionFailure
 }
 
 func hostOf(s *snapshot.Service) string {

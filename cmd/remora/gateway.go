@@ -23,7 +23,7 @@ func (p *process) startGatewayListeners(w *config.Watcher, errc chan<- error, ne
 		return next
 	}
 	g := &proxy.Gateway{Store: p.store, Upstream: p.upstream, HTTP: p.http, Log: p.log,
-		BindAddress: p.f.bindAddress, OnListen: p.announce, Drain: p.f.drainDuration}
+		BindAddress: p.f.bindAddress, OnListen: p.announce, Drain: p.f.drainDuration, Telemetry: p.tel, Local: p.localLabels()}
 	prev := w.OnLoad
 	var last *snapshot.Snapshot // the snapshot the listeners follow
 	w.OnLoad = func(s *config.Set, d config.Diagnostics, err error) {
