@@ -150,31 +150,7 @@ func (l *gwListener) serveTLS(c net.Conn, set *gwPortSet) {
 		return
 	}
 	res := l.routes().MatchTCP(routing.Conn{DstIP: rec.Info.Original.Addr(), Port: l.port, SNI: sni})
-	l.forward(opaqueTLS{Conn: tc, tls: tc}, res, rec)
-}
-
-// opaqueTLS hides a *tls.Conn's NetConn from ForwardTCP, which would
-// otherwise find the socket underneath and splice ciphertext past the
-// TLS layer (only net.Conn's methods are promoted from the interface
-// field).
-type opaqueTLS struct {
-	net.Conn
-	tls *tls.Conn
-}
-
-// CloseWrite sends close_notify and half-closes, after the copy's EOF.
-func (c opaqueTLS) CloseWrite() error { return c.tls.CloseWrite() }
-
-// hideTLS wraps an upstream connection that originates TLS (a
-// DestinationRule tls on a TCP cluster) in opaqueTLS; others pass as
-// they are.
-func hideTLS(up net.Conn) net.Conn {
-	if uc, ok := up.(*upstream.Conn); ok {
-		if tc, ok := uc.Conn.(*tls.Conn); ok {
-			return opaqueTLS{Conn: up, tls: tc}
-		}
-	}
-	return up
+	l.forward(tc, res, rec)
 }
 
 // peekClientHello reads c until the TLS ClientHello is complete and
@@ -237,7 +213,7 @@ func (l *gwListener) forward(c net.Conn, res routing.L4Result, rec *TCPRecord) {
 	stop := context.AfterFunc(ctx, func() { c.Close(); up.Close() })
 	defer stop()
 	recordTCPOpen(l.g.Telemetry, &l.g.Local, rec)
-	rec.Result = ForwardTCP(c, hideTLS(up), l.g.IdleTimeout)
+	rec.Result = ForwardTCP(c, up, l.g.IdleTimeout)
 }
 
 func (l *gwListener) finish(rec *TCPRecord) {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -205,8 +206,9 @@ func (a *activityReader) Read(p []byte) (int, error) {
 }
 
 // tcpConn returns the *net.TCPConn under c, looking through a
-// *PeekedConn with nothing pending and through wrappers that expose
-// NetConn (tls.Conn style) or TCPConn; nil if there is none.
+// *PeekedConn with nothing pending, *upstream.Conn, and wrappers that
+// expose NetConn or TCPConn; nil if there is none, and nil for a
+// *tls.Conn, whose bytes must not be spliced past the TLS layer.
 func tcpConn(c net.Conn) *net.TCPConn {
 	for range 4 {
 		switch v := c.(type) {
@@ -219,6 +221,8 @@ func tcpConn(c net.Conn) *net.TCPConn {
 			c = v.Conn
 		case *upstream.Conn:
 			c = v.Conn
+		case *tls.Conn: // the bytes must go through the TLS layer
+			return nil
 		case interface{ TCPConn() *net.TCPConn }:
 			return v.TCPConn()
 		case interface{ NetConn() net.Conn }:
