@@ -45,6 +45,8 @@ type runFlags struct {
 	dnsServer     string
 	bindAddress   string
 	exitOnZero    bool
+	adminRemote   bool
+	maxConns      int
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
@@ -65,6 +67,9 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.bindAddress, "bind-address", "", "restrict every listener to this address")
 	fs.BoolVar(&f.exitOnZero, "exit-on-zero-active-connections", true,
 		"on SIGTERM exit as soon as requests in flight are done; false waits the whole --drain-duration (Istio's default)")
+	fs.BoolVar(&f.adminRemote, "admin-allow-remote", false, "allow a non-loopback --admin-addr")
+	fs.IntVar(&f.maxConns, "max-downstream-connections", 100000,
+		"connections each capture listener serves at once; beyond it new ones are closed at accept (0: no limit)")
 }
 
 func (f *runFlags) check() error {
@@ -81,7 +86,7 @@ func (f *runFlags) check() error {
 			return fmt.Errorf("address %q: want HOST:PORT", a)
 		}
 	}
-	return nil
+	return checkAdminAddr(f.adminAddr, f.adminRemote)
 }
 
 // labelsFlag parses k=v,k=v.
@@ -136,6 +141,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	defer log.Sync()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	if l := setMemoryLimit(os.Getenv, cgroupMemoryFiles); l > 0 {
+		log.Info("GOMEMLIMIT from the cgroup memory limit", zap.Int64("bytes", l))
+	}
 	p := newProcess(&f, log)
 	p.level = lvl
 	if err := p.run(ctx); err != nil {
@@ -347,7 +355,8 @@ func (p *process) startProxyListeners(h proxy.HTTPConnServer, errc chan<- error)
 			stop(context.Background())
 			return nil, fmt.Errorf("%s listener: %w", c.name, err)
 		}
-		l := &proxy.Listener{Name: c.name, Inbound: c.inbound, Store: p.store, Upstream: p.upstream, HTTP: h, Log: p.log}
+		l := &proxy.Listener{Name: c.name, Inbound: c.inbound, Store: p.store, Upstream: p.upstream, HTTP: h, Log: p.log,
+			MaxConnections: p.f.maxConns}
 		lns = append(lns, l)
 		p.log.Info("transparent", zap.String("listener", c.name), zap.Bool("transparent", tproxy))
 		p.announce(c.name, ln.Addr())
