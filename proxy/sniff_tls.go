@@ -75,11 +75,11 @@ func clientHello(b []byte) ([]byte, error) {
 			hs = append(hs, rec...)
 		}
 		owned = !first || len(rec) < 4
+		if hs[0] != handshakeClientHello { // judged as soon as it is here, as above
+			return nil, ErrNotTLS
+		}
 		if len(hs) < 4 {
 			continue
-		}
-		if hs[0] != handshakeClientHello {
-			return nil, ErrNotTLS
 		}
 		m := int(hs[1])<<16 | int(hs[2])<<8 | int(hs[3])
 		if m > maxClientHello {
