@@ -36,8 +36,13 @@ func TestMain(m *testing.M) {
 }
 
 // goProxy is the plain Go proxy: io.Copy both ways, half-close on EOF.
+// It listens on $REMORA_BENCH_LISTEN (default 127.0.0.1:0).
 func goProxy(target string) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := os.Getenv("REMORA_BENCH_LISTEN")
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -208,23 +213,29 @@ func transfer(b *testing.B, w *world, addr string, n int64) {
 
 // cpuTime is a process's user+system CPU time from /proc/PID/stat.
 func cpuTime(pid int) time.Duration {
+	u, s := cpuTimes(pid)
+	return u + s
+}
+
+// cpuTimes is a process's user and system CPU time from /proc/PID/stat.
+func cpuTimes(pid int) (user, sys time.Duration) {
 	if pid == 0 {
-		return 0
+		return 0, 0
 	}
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+	return time.Duration(ut) * time.Second / 100, time.Duration(st) * time.Second / 100 // USER_HZ
 }
 
 func measure(b *testing.B, w *world, addr string, pid int) {
 	n := int64(b.N) * chunk
 	b.SetBytes(chunk)
-	cpu0 := cpuTime(pid)
+	u0, s0 := cpuTimes(pid)
 	b.ResetTimer()
 	start := time.Now()
 	transfer(b, w, addr, n)
@@ -232,17 +243,33 @@ func measure(b *testing.B, w *world, addr string, pid int) {
 	b.StopTimer()
 	gib := float64(n) / (1 << 30)
 	b.ReportMetric(float64(n)/(1<<20)/el.Seconds(), "MiB/s")
-	b.ReportMetric((cpuTime(pid)-cpu0).Seconds()/gib, "proxy-cpu-s/GiB")
+	u1, s1 := cpuTimes(pid)
+	b.ReportMetric((u1-u0+s1-s0).Seconds()/gib, "proxy-cpu-s/GiB")
+	b.ReportMetric((u1-u0).Seconds()/gib, "user-s/GiB")
 }
 
 func BenchmarkTCPBulk(b *testing.B) {
 	w := setup(b)
 	b.Cleanup(func() { cleanupRemora() })
+	// Start remora first: its capture rules load conntrack for the whole
+	// namespace, so every case below pays the same per-packet netfilter
+	// cost, as any proxy in a captured pod does.
 	b.Run("direct", func(b *testing.B) { measure(b, w, w.sink, 0) })
 	b.Run("goproxy", func(b *testing.B) {
-		addr, pid := startGoProxy(b, w)
+		addr, pid := startGoProxy(b, w, 0, "")
 		measure(b, w, addr, pid)
 	})
+	if w.ns != "" {
+		// The plain proxy on the capture port, as uid 1337, reached through
+		// the same REDIRECT as remora: the kernel's NAT and conntrack work
+		// on the captured leg is then charged to both alike.
+		captureRules(b, w)
+		b.Run("goproxy-captured", func(b *testing.B) {
+			_, pid := startGoProxy(b, w, 1337, ":15001")
+			measure(b, w, vip, pid)
+		})
+		startRemora(b, w)
+	}
 	b.Run("remora", func(b *testing.B) {
 		if w.ns == "" {
 			b.Skip("needs root: remora forwards captured connections, which needs iptables in a namespace")
@@ -252,11 +279,11 @@ func BenchmarkTCPBulk(b *testing.B) {
 	})
 }
 
-func startGoProxy(b *testing.B, w *world) (string, int) {
+func startGoProxy(b *testing.B, w *world, uid int, listen string) (string, int) {
 	b.Helper()
 	self, _ := os.Executable()
-	cmd := w.cmd(0, false, self, w.sink)
-	cmd.Env = append(os.Environ(), helperEnv+"=goproxy")
+	cmd := w.cmd(uid, false, self, w.sink)
+	cmd.Env = append(os.Environ(), helperEnv+"=goproxy", "REMORA_BENCH_LISTEN="+listen)
 	out, _ := cmd.StdoutPipe()
 	stdin, _ := cmd.StdinPipe()
 	if err := cmd.Start(); err != nil {
@@ -272,32 +299,14 @@ func startGoProxy(b *testing.B, w *world) (string, int) {
 
 var remoraPID int
 
-// startRemora builds remora, installs the rules and starts `remora run`
-// once (later calls of the sub-benchmark reuse it).
+// startRemora starts `remora run` in the captured namespace once (later
+// calls of the sub-benchmark reuse it).
 func startRemora(b *testing.B, w *world) int {
 	b.Helper()
 	if remoraPID != 0 {
 		return remoraPID
 	}
-	bin := filepath.Join(w.dir, "remora")
-	mustRun(b, "go", "build", "-o", bin, "github.com/remora-mesh/remora/cmd/remora")
-	_, port, _ := net.SplitHostPort(w.sink)
-	cfg := filepath.Join(w.dir, "config")
-	os.Mkdir(cfg, 0o755)
-	se := `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: sink}
-spec:
-  hosts: [sink.bench.test]
-  addresses: [198.18.0.11]
-  ports: [{number: 9000, name: tcp, protocol: TCP, targetPort: ` + port + `}]
-  resolution: STATIC
-  endpoints: [{address: 127.0.0.1}]
-`
-	if err := os.WriteFile(filepath.Join(cfg, "se.yaml"), []byte(se), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	mustRun(b, bin, "iptables", "--netns", w.ns)
+	bin, cfg := captureRules(b, w)
 	cmd := w.cmd(1337, false, bin, "run", "--config", cfg, "--admin-addr", "127.0.0.1:25000",
 		"--stats-addr", "127.0.0.1:25090", "--health-addr", health, "--log-level", "warn", "--access-log", "off")
 	cmd.Stderr = os.Stderr
@@ -327,3 +336,35 @@ spec:
 }
 
 var cleanupRemora = func() {}
+
+var captured struct{ bin, cfg string }
+
+// captureRules builds remora, writes its config and installs the capture
+// rules in the namespace, once.
+func captureRules(b *testing.B, w *world) (bin, cfg string) {
+	b.Helper()
+	if captured.bin != "" {
+		return captured.bin, captured.cfg
+	}
+	bin = filepath.Join(w.dir, "remora")
+	mustRun(b, "go", "build", "-o", bin, "github.com/remora-mesh/remora/cmd/remora")
+	_, port, _ := net.SplitHostPort(w.sink)
+	cfg = filepath.Join(w.dir, "config")
+	os.Mkdir(cfg, 0o755)
+	se := `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: sink}
+spec:
+  hosts: [sink.bench.test]
+  addresses: [198.18.0.11]
+  ports: [{number: 9000, name: tcp, protocol: TCP, targetPort: ` + port + `}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1}]
+`
+	if err := os.WriteFile(filepath.Join(cfg, "se.yaml"), []byte(se), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	mustRun(b, bin, "iptables", "--netns", w.ns)
+	captured.bin, captured.cfg = bin, cfg
+	return bin, cfg
+}
