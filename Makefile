@@ -48,10 +48,21 @@ bench-micro:
 demo:
 	$(GO) run ./cmd/remora demo
 
-# Run each fuzz target for FUZZTIME (default 1m).
+# Run each fuzz target for FUZZTIME (default 1m), one after another.
 FUZZTIME ?= 1m
+PROXY_FUZZ := FuzzSNI FuzzSniff FuzzH1Guard FuzzFrontEnd FuzzHeaderPrep
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./config
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./config
+	@set -e; for f in $(PROXY_FUZZ); do \
+	  $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./proxy; \
+	done
+
+# The long soak (not in CI): mixed HTTP/1.1, HTTP/2, gRPC and TCP through
+# a real remora with backends killed, reloads and slow clients; `make test`
+# runs the same test for 30s.
+SOAKTIME ?= 10m
+soak:
+	REMORA_SOAK_DURATION=$(SOAKTIME) $(GO) test -count=1 -timeout 30m -run '^TestSoak$$' -v ./e2e
 
 # Render deploy/kubernetes with the kustomize Go library and check every
 # object against the Kubernetes API types. A separate module, so the remora
