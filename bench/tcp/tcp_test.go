@@ -211,12 +211,6 @@ func transfer(b *testing.B, w *world, addr string, n int64) {
 	}
 }
 
-// cpuTime is a process's user+system CPU time from /proc/PID/stat.
-func cpuTime(pid int) time.Duration {
-	u, s := cpuTimes(pid)
-	return u + s
-}
-
 // cpuTimes is a process's user and system CPU time from /proc/PID/stat.
 func cpuTimes(pid int) (user, sys time.Duration) {
 	if pid == 0 {
