@@ -221,7 +221,7 @@ func (st *reqState) tryAll(ctx context.Context, cl *upstream.Cluster, rt *routin
 		}
 		release()
 		if ctx.Err() != nil {
-			return attempt{err: ctx.Err(), kind: routing.FailureReset}
+			return attempt{err: ctx.Err(), kind: routing.FailureReset, cancel: func() {}}
 		}
 	}
 }
@@ -304,7 +304,9 @@ func (a *attempt) discard() {
 
 // answer writes the final attempt's outcome downstream.
 func (st *reqState) answer(ctx context.Context, a attempt) {
-	defer a.cancel()
+	if a.cancel != nil {
+		defer a.cancel()
+	}
 	if a.err == nil {
 		st.stream(a.resp)
 		return
