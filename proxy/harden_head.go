@@ -158,26 +158,29 @@ func parseLength(v []byte) (int64, bool) {
 // empty is allowed (net/http answers a missing host itself).
 func validAuthority(v []byte) bool {
 	for _, c := range v {
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', isDigit(c):
-		case bytes.IndexByte([]byte("-._~!$&'()*+,;=:@%[]"), c) >= 0:
-		default:
+		if !authorityChars[c] {
 			return false
 		}
 	}
 	return true
 }
 
+// tchars and authorityChars are lookup tables for isTchar and
+// validAuthority.
+var tchars, authorityChars = func() (t, a [256]bool) {
+	for c := range 256 {
+		b := byte(c)
+		alnum := 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
+		t[c] = alnum || bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), b) >= 0
+		a[c] = alnum || bytes.IndexByte([]byte("-._~!$&'()*+,;=:@%[]"), b) >= 0
+	}
+	return t, a
+}()
+
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // isTchar reports whether c may appear in a token (RFC 9110 §5.6.2).
-func isTchar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', isDigit(c):
-		return true
-	}
-	return c < 0x80 && bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), c) >= 0
-}
+func isTchar(c byte) bool { return tchars[c] }
 
 // asciiEqualFold compares b with the lower-case ASCII string s, ignoring
 // case.
