@@ -100,6 +100,7 @@ type Listener struct {
 	own sync.Map
 	// accepted counts connections accepted, for tests and logs.
 	accepted atomic.Uint64
+	active   telemetry.Gauge // remora_active_connections{listener=Name}
 	// overflow counts connections closed by MaxConnections.
 	overflow atomic.Uint64
 }
@@ -159,6 +160,7 @@ func (l *Listener) init() {
 		if l.Log == nil {
 			l.Log = zap.NewNop()
 		}
+		l.active = l.Telemetry.ActiveConnections(l.Name)
 	})
 }
 
@@ -250,6 +252,7 @@ func (l *Listener) track(ln net.Listener, c net.Conn) bool {
 	if c != nil {
 		l.conns[c] = struct{}{}
 		l.wg.Add(1)
+		l.active.Inc()
 	}
 	return true
 }
@@ -264,6 +267,7 @@ func (l *Listener) untrack(ln net.Listener, c net.Conn) {
 	if c != nil {
 		delete(l.conns, c)
 		l.wg.Done()
+		l.active.Dec()
 	}
 }
 

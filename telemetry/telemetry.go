@@ -1,6 +1,10 @@
 package telemetry
 
-import "time"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Telemetry is what the proxy records into: Istio's metrics and the access
 // log. A nil *Telemetry records nothing, so tests can pass nil. Its methods
@@ -154,4 +158,31 @@ func (c *TCPConn) add(s *tcpSeries, sent, received int64) {
 		s.received.Add(float64(d))
 		c.reportedRx = received
 	}
+}
+
+// Gauge is a count that goes up and down. The zero Gauge does nothing.
+type Gauge struct{ g prometheus.Gauge }
+
+// Inc adds one.
+func (g Gauge) Inc() {
+	if g.g != nil {
+		g.g.Inc()
+	}
+}
+
+// Dec subtracts one.
+func (g Gauge) Dec() {
+	if g.g != nil {
+		g.g.Dec()
+	}
+}
+
+// ActiveConnections returns the remora_active_connections gauge of one
+// listener (a name from config, never from the wire). A nil Telemetry
+// gives the zero Gauge.
+func (t *Telemetry) ActiveConnections(listener string) Gauge {
+	if t == nil || t.Metrics == nil {
+		return Gauge{}
+	}
+	return Gauge{t.Metrics.ActiveConnections.WithLabelValues(listener)}
 }
