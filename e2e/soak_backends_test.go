@@ -21,7 +21,10 @@ type flappy struct {
 	h2c     bool
 	mu      sync.Mutex
 	srv     *http.Server
-	kills   *atomic.Int64
+	// kills counts fault events (kills and restarts); down counts
+	// backends currently down. Both are shared by all backends.
+	kills *atomic.Int64
+	down  *atomic.Int64
 }
 
 func (f *flappy) start(t *testing.T) {
@@ -47,6 +50,10 @@ func (f *flappy) start(t *testing.T) {
 		srv.Protocols = p
 	}
 	f.mu.Lock()
+	if f.srv == nil && f.kills.Load() > 0 {
+		f.down.Add(-1)
+		f.kills.Add(1)
+	}
 	f.srv = srv
 	f.mu.Unlock()
 	go srv.Serve(ln)
@@ -59,6 +66,7 @@ func (f *flappy) kill() {
 	f.srv = nil
 	f.mu.Unlock()
 	if srv != nil {
+		f.down.Add(1)
 		f.kills.Add(1)
 		srv.Close()
 	}

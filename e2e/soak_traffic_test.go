@@ -15,7 +15,9 @@ import (
 )
 
 // runTraffic runs every kind of soak traffic until end.
-func runTraffic(ctx context.Context, c *soakClients, s *soakStats, kills *atomic.Int64, end time.Time) {
+// A request counts as hit by a fault when a backend was down as it began
+// or a backend was killed or restarted while it ran.
+func runTraffic(ctx context.Context, c *soakClients, s *soakStats, kills, down *atomic.Int64, end time.Time) {
 	kinds := []struct {
 		name    string
 		workers int
@@ -35,9 +37,9 @@ func runTraffic(ctx context.Context, c *soakClients, s *soakStats, kills *atomic
 			go func() {
 				defer wg.Done()
 				for i := 0; i < 10_000_000 && time.Now().Before(end) && ctx.Err() == nil; i++ {
-					k0 := kills.Load()
+					k0, d0 := kills.Load(), down.Load()
 					err := k.do()
-					s.add(k.name, err, kills.Load() != k0)
+					s.add(k.name, err, d0 > 0 || kills.Load() != k0)
 				}
 			}()
 		}
