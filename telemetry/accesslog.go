@@ -9,28 +9,40 @@ import (
 	"time"
 )
 
-// DefaultLogQueue is the access log's queue length in lines when
+// DefaultLogQueue is how many lines may wait for the writer when
 // NewAccessLog is given zero.
 const DefaultLogQueue = 8192
 
-// flushSize is how many encoded bytes the writer gathers before it writes
-// even though more lines are queued.
+// FlushInterval is how often the writer wakes to write the lines recorded
+// since its last write (Envoy flushes its access log every second).
+// Between ticks recording a line costs its encoding and no wake-up or
+// write; flushSize bytes waiting wake the writer early.
+const FlushInterval = 200 * time.Millisecond
+
+// flushSize is how many encoded bytes wake the writer before its tick.
 const flushSize = 64 << 10
 
 // AccessLog writes one JSON line per request or TCP connection with Istio's
-// JSON field names (see appendEntry). Recording never blocks: a line is
-// copied into a bounded queue, or dropped and counted when the queue is
-// full. One goroutine encodes queued lines and writes them in batches as
-// soon as the queue runs empty, so a line reaches the destination well
-// within a second. A nil *AccessLog logs nothing. Safe for concurrent use.
+// JSON field names (see appendEntry). Recording never blocks on the
+// destination: the recording goroutine encodes its line into a shared
+// buffer, or drops and counts it when the queue limit of lines is already
+// waiting. One goroutine writes the buffer every FlushInterval, or as soon
+// as flushSize bytes wait, so a line reaches the destination well within
+// a second. A nil *AccessLog logs nothing. Safe for concurrent use.
 type AccessLog struct {
 	w       io.Writer
 	closer  io.Closer // the file OpenAccessLog opened, or nil
 	metrics *Metrics  // may be nil
-	queue   chan logEntry
+	limit   int       // most lines waiting
+
+	mu      sync.Mutex
+	buf     []byte // encoded lines waiting for the writer
+	pending int    // lines in buf
+	closed  bool
+
+	kick    chan struct{} // wakes the writer before the next tick
 	stop    chan struct{}
 	done    chan struct{}
-	closed  atomic.Bool
 	dropped atomic.Uint64
 	once    sync.Once
 	err     error // first write error; written by run before done closes
@@ -59,14 +71,14 @@ func OpenAccessLog(dest string, m *Metrics) (*AccessLog, error) {
 	return l, nil
 }
 
-// NewAccessLog starts an access log writing to w with room for queue lines
-// (DefaultLogQueue if zero or less). m may be nil. w is written from one
-// goroutine only. Close stops it.
+// NewAccessLog starts an access log writing to w with room for queue
+// lines waiting (DefaultLogQueue if zero or less). m may be nil. w is
+// written from one goroutine only. Close stops it.
 func NewAccessLog(w io.Writer, queue int, m *Metrics) *AccessLog {
 	if queue <= 0 {
 		queue = DefaultLogQueue
 	}
-	l := &AccessLog{w: w, metrics: m, queue: make(chan logEntry, queue),
+	l := &AccessLog{w: w, metrics: m, limit: queue, kick: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go l.run()
 	return l
@@ -89,7 +101,6 @@ func (l *AccessLog) Close() error {
 		return nil
 	}
 	l.once.Do(func() {
-		l.closed.Store(true)
 		close(l.stop)
 		<-l.done
 		if l.closer != nil {
@@ -101,18 +112,27 @@ func (l *AccessLog) Close() error {
 	return l.err
 }
 
-// enqueue adds e to the queue, or drops it if the queue is full.
+// enqueue encodes e for the writer, or drops it if the queue is full or
+// the log closed.
 func (l *AccessLog) enqueue(e *logEntry) {
-	if !l.closed.Load() {
+	l.mu.Lock()
+	if l.closed || l.pending >= l.limit {
+		l.mu.Unlock()
+		l.dropped.Add(1)
+		if l.metrics != nil {
+			l.metrics.AccessLogDropped.Inc()
+		}
+		return
+	}
+	l.buf = appendEntry(l.buf, e)
+	l.pending++
+	full := len(l.buf) >= flushSize
+	l.mu.Unlock()
+	if full {
 		select {
-		case l.queue <- *e:
-			return
+		case l.kick <- struct{}{}:
 		default:
 		}
-	}
-	l.dropped.Add(1)
-	if l.metrics != nil {
-		l.metrics.AccessLogDropped.Inc()
 	}
 }
 
@@ -135,42 +155,35 @@ func (l *AccessLog) enqueueTCP(r *TCPRecord) {
 	l.enqueue(&e)
 }
 
-// run is the writer goroutine: it encodes queued lines and writes each
-// batch once the queue is empty or the batch reaches flushSize.
+// run is the writer goroutine: at every tick, or when kicked, it takes
+// the waiting lines and writes them.
 func (l *AccessLog) run() {
 	defer close(l.done)
-	buf := make([]byte, 0, flushSize+4096)
+	var spare []byte
+	tick := time.NewTicker(FlushInterval)
+	defer tick.Stop()
 	for {
 		select {
-		case e := <-l.queue:
-			buf = appendEntry(buf, &e)
-			buf = l.drain(buf)
+		case <-tick.C:
+		case <-l.kick:
 		case <-l.stop:
-			l.drain(buf)
+			l.mu.Lock()
+			l.closed = true
+			l.mu.Unlock()
+			l.flush(spare)
 			return
 		}
+		spare = l.flush(spare)
 	}
 }
 
-// drain encodes queued lines into buf, writing whenever it reaches
-// flushSize, until the queue is empty; then it writes what is left.
-func (l *AccessLog) drain(buf []byte) []byte {
-	for {
-		if len(buf) >= flushSize {
-			buf = l.write(buf)
-		}
-		select {
-		case e := <-l.queue:
-			buf = appendEntry(buf, &e)
-			continue
-		default:
-		}
-		return l.write(buf)
-	}
-}
-
-// write writes buf and returns it emptied.
-func (l *AccessLog) write(buf []byte) []byte {
+// flush swaps the waiting lines for spare (an empty buffer), writes
+// them, and returns the written buffer emptied for the next swap.
+func (l *AccessLog) flush(spare []byte) []byte {
+	l.mu.Lock()
+	buf := l.buf
+	l.buf, l.pending = spare[:0], 0
+	l.mu.Unlock()
 	if len(buf) == 0 {
 		return buf
 	}
@@ -181,6 +194,9 @@ func (l *AccessLog) write(buf []byte) []byte {
 		if l.metrics != nil {
 			l.metrics.AccessLogWriteErrors.Inc()
 		}
+	}
+	if cap(buf) > 4*flushSize { // a burst: do not keep its memory
+		return nil
 	}
 	return buf[:0]
 }

@@ -175,6 +175,7 @@ func TestAccessLogFileWithinASecond(t *testing.T) {
 		defer log.Close()
 		start := time.Now()
 		New(NewMetrics(), log).RecordHTTP(testHTTPRecord())
+		time.Sleep(FlushInterval)
 		synctest.Wait() // the writer is idle again: the line has been written
 		if waited := time.Since(start); waited > time.Second {
 			t.Errorf("line written after %v; want within 1s", waited)
@@ -226,6 +227,7 @@ func TestAccessLogDropsWhenFull(t *testing.T) {
 		tel := New(m, log)
 		r := testHTTPRecord()
 		tel.RecordHTTP(r)
+		time.Sleep(FlushInterval)
 		synctest.Wait() // the writer holds the first line, blocked in Write
 		for range queue + 10 {
 			tel.RecordHTTP(r) // must not block although nothing drains
