@@ -356,7 +356,7 @@ func (p *process) startProxyListeners(h proxy.HTTPConnServer, errc chan<- error)
 			return nil, fmt.Errorf("%s listener: %w", c.name, err)
 		}
 		l := &proxy.Listener{Name: c.name, Inbound: c.inbound, Store: p.store, Upstream: p.upstream, HTTP: h, Log: p.log,
-			MaxConnections: p.f.maxConns}
+			MaxConnections: p.f.maxConns, Telemetry: p.tel, Local: p.localLabels()}
 		lns = append(lns, l)
 		p.log.Info("transparent", zap.String("listener", c.name), zap.Bool("transparent", tproxy))
 		p.announce(c.name, ln.Addr())
