@@ -242,9 +242,9 @@ func (s *suite) stopAll() {
 // durations returns the length of a throughput and a latency run.
 func (s *suite) durations() (max, paced time.Duration) {
 	if s.quick {
-		return time.Second, 2 * time.Second
+		return time.Second, 1500 * time.Millisecond
 	}
-	return 3 * time.Second, 5 * time.Second
+	return 2 * time.Second, 4 * time.Second
 }
 
 // httpRounds warms every target up, then runs every scenario against

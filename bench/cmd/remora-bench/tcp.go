@@ -101,7 +101,7 @@ func (s *suite) tcpBulk() error {
 }
 
 func (s *suite) tcpRounds(ns string, targets []*tcpTarget) error {
-	size := int64(1 << 30)
+	size := int64(512 << 20)
 	if s.quick {
 		size = 256 << 20
 	}
