@@ -119,6 +119,8 @@ func TestParseOtherKinds(t *testing.T) {
 			`x.yaml:7: error: VirtualService/default/v: spec.http[0].route: total destination weight must be greater than 0, got 0`},
 		{"no action", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v}\nspec:\n  hosts: [a.example.com]\n  http:\n  - timeout: 1s\n",
 			`x.yaml:7: error: VirtualService/default/v: spec.http[0]: HTTP route must have one of route, redirect, directResponse or delegate`},
+		{"header value with newline", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v}\nspec:\n  hosts: [a.example.com]\n  http:\n  - headers:\n      request:\n        set: {x-a: \"1\\r\\nx-b: 2\"}\n    route:\n    - destination: {host: a.example.com}\n",
+			`x.yaml:9: error: VirtualService/default/v: spec.http[0].headers.request.set.x-a: header value must not contain CR, LF or NUL`},
 		{"dr bad enum", "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\nspec:\n  host: r\n  trafficPolicy:\n    loadBalancer:\n      simple: FASTEST\n",
 			`x.yaml:8: error: DestinationRule/default/r: spec.trafficPolicy.loadBalancer.simple: unknown value "FASTEST" (want one of UNSPECIFIED, LEAST_CONN, RANDOM, PASSTHROUGH, ROUND_ROBIN, LEAST_REQUEST)`},
 		{"dr duplicate subset", "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\nspec:\n  host: r\n  subsets:\n  - name: v1\n  - name: v1\n",

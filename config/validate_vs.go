@@ -409,8 +409,11 @@ func (c *checker) headers(p string, h *Headers) {
 			field string
 			m     map[string]string
 		}{{"set", ops.op.Set}, {"add", ops.op.Add}} {
-			for k := range kv.m {
+			for k, v := range kv.m {
 				c.headerName(ops.path+"."+kv.field+"."+k, k, true)
+				if strings.ContainsAny(v, "\r\n\x00") {
+					c.errf(ops.path+"."+kv.field+"."+k, "header value must not contain CR, LF or NUL")
+				}
 			}
 		}
 		for i, k := range ops.op.Remove {

@@ -99,7 +99,7 @@ func (st *reqState) connect() {
 	}
 	var cl *upstream.Cluster
 	opts := upstream.AttemptOptions{}
-	if svc := st.snap.Registry.Lookup(host); svc != nil {
+	if svc := st.snap.Registry.Resolve(host, st.snap.Opts.Namespace, st.snap.Opts.Domain); svc != nil {
 		if _, ok := svc.Port(uint32(pn)); ok {
 			st.rreq.Authority = target
 			cl = st.h.Upstream.Cluster(snapshot.ClusterName(uint32(pn), "", svc.Host))

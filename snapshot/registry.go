@@ -99,6 +99,25 @@ func (r *Registry) Lookup(host string) *Service {
 	return best
 }
 
+// Resolve finds the service a client in namespace ns means by host: the
+// host itself, or the Kubernetes-style aliases Istio gives a sidecar
+// ("reviews", "reviews.default", "reviews.default.svc") expanded with the
+// cluster domain.
+func (r *Registry) Resolve(host, ns, domain string) *Service {
+	if s := r.Lookup(host); s != nil {
+		return s
+	}
+	switch n := strings.Count(host, "."); {
+	case n == 0:
+		return r.Lookup(config.FQDN(host, ns, domain))
+	case n == 1:
+		return r.Lookup(host + ".svc." + domain)
+	case strings.HasSuffix(host, ".svc"):
+		return r.Lookup(host + "." + domain)
+	}
+	return nil
+}
+
 // buildRegistry turns ServiceEntries (and the WorkloadEntries their
 // workloadSelectors pick) into services. When two entries register one
 // host, the first wins, as with Istio's creation order.
