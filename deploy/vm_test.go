@@ -1,8 +1,6 @@
 package deploy
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/remora-mesh/remora/internal/testns"
 )
 
 // proc is a process started by a test; its output is collected.
@@ -187,33 +187,12 @@ func TestVMPath(t *testing.T) {
 	}
 }
 
-// newNetns creates a namespace with lo up and a veth pair, both ends
-// inside it, vm0 holding 198.18.0.1/15, so the VIP 198.18.0.10 routes and nothing can leave the
-// namespace. It is deleted when the test ends, after the processes in it
-// are killed (cleanups run last-in first-out).
+// newNetns creates the namespace standing for the VM: the VIP
+// 198.18.0.10 routes to a veth pair inside it, so nothing can leave it
+// (testns.New).
 func newNetns(t *testing.T) string {
 	t.Helper()
-	b := make([]byte, 4)
-	rand.Read(b)
-	ns := "remora-deploy-" + hex.EncodeToString(b)
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Skipf("cannot create a network namespace: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", ns, err, out)
-		}
-	})
-	for _, args := range [][]string{
-		{"link", "set", "lo", "up"},
-		{"link", "add", "vm0", "type", "veth", "peer", "name", "vm1"},
-		{"link", "set", "vm0", "up"},
-		{"link", "set", "vm1", "up"},
-		{"addr", "add", "198.18.0.1/15", "dev", "vm0"},
-	} {
-		run(t, append([]string{"ip", "-n", ns}, args...)...)
-	}
-	return ns
+	return testns.New(t, "remora-deploy")
 }
 
 func run(t *testing.T, argv ...string) string {
@@ -237,25 +216,6 @@ func save(t *testing.T, ns string) string {
 	return b.String()
 }
 
-// freePorts returns n distinct free TCP ports on 127.0.0.1.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return ports
-}
-
 // TestExplicitProxy follows the README's "VM, explicit proxy, no root"
 // path: `remora run` as an unprivileged user (uid 1000 when the test runs
 // as root, else the test's own), on free loopback ports instead of the
@@ -275,7 +235,7 @@ func TestExplicitProxy(t *testing.T) {
 	}
 	etc := publicDir(t)
 	copyDir(t, "systemd/example", etc, "{http: 9081}", "{http: "+backends["reviews-v1"]+"}", "{http: 9082}", "{http: "+backends["reviews-v2"]+"}")
-	p := freePorts(t, 5)
+	p := testns.FreePorts(t, 5)
 	outbound, inbound, admin, stats, health := p[0], p[1], p[2], p[3], p[4]
 	argv := []string{bin, "run", "--config", etc,
 		"--outbound-port", strconv.Itoa(outbound), "--inbound-port", strconv.Itoa(inbound),

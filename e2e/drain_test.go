@@ -17,26 +17,9 @@ import (
 	"time"
 
 	"github.com/mccutchen/go-httpbin/v2/httpbin"
-)
 
-// freePorts returns n ports on 127.0.0.1 that were free a moment ago.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return ports
-}
+	"github.com/remora-mesh/remora/internal/testns"
+)
 
 const drainMesh = `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -83,7 +66,7 @@ func TestDrainUnderLoad(t *testing.T) {
 		}
 	}
 	write(0)
-	ports := freePorts(t, 5)
+	ports := testns.FreePorts(t, 5)
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
 	p := start(t, nil, remoraBin, "run", "--config", dir, "--bind-address", "127.0.0.1",
 		"--outbound-port", strconv.Itoa(ports[0]), "--inbound-port", strconv.Itoa(ports[1]),

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/remora-mesh/remora/internal/testns"
 )
 
 // needRoot skips unless the test can create namespaces and iptables rules.
@@ -36,27 +36,7 @@ func needRoot(t *testing.T) {
 // (cleanups run last-in first-out).
 func newNetns(t *testing.T) string {
 	t.Helper()
-	b := make([]byte, 4)
-	rand.Read(b)
-	ns := "remora-e2e-" + hex.EncodeToString(b)
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Skipf("cannot create a network namespace: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", ns, err, out)
-		}
-	})
-	for _, args := range [][]string{
-		{"link", "set", "lo", "up"},
-		{"link", "add", "veth0", "type", "veth", "peer", "name", "veth1"},
-		{"link", "set", "veth0", "up"},
-		{"link", "set", "veth1", "up"},
-		{"addr", "add", "198.18.0.1/15", "dev", "veth0"},
-		{"-6", "addr", "add", "fd00:198:18::1/64", "dev", "veth0", "nodad"},
-	} {
-		run(t, "ip", append([]string{"-n", ns}, args...)...)
-	}
+	ns := testns.New(t, "remora-e2e")
 	// Someone else's rules in every table remora touches: cleanup must
 	// leave them, and iptables-save has the tables to compare.
 	for _, tool := range []string{"iptables", "ip6tables"} {

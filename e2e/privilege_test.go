@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/remora-mesh/remora/internal/testns"
 )
 
 // privMesh is one HTTP service for the privilege and fd tests.
@@ -45,7 +47,7 @@ func startRemora(t *testing.T, wrap ...string) (proxy string, p *proc) {
 	if err := os.WriteFile(filepath.Join(dir, "mesh.yaml"), []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ports := freePorts(t, 5)
+	ports := testns.FreePorts(t, 5)
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
 	argv := append(wrap, remoraBin, "run", "--config", dir, "--bind-address", "127.0.0.1",
 		"--outbound-port", strconv.Itoa(ports[0]), "--inbound-port", strconv.Itoa(ports[1]),

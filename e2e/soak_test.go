@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/remora-mesh/remora/internal/testns"
 )
 
 // soakMesh: web (HTTP, two flapping endpoints), grpc (GRPC, two flapping
@@ -113,7 +115,7 @@ func TestSoak(t *testing.T) {
 	build(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ports := freePorts(t, 9)
+	ports := testns.FreePorts(t, 9)
 	var kills, down atomic.Int64
 	loop := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
 	backends := []*flappy{

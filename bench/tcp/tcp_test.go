@@ -3,8 +3,6 @@ package tcp
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +17,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/remora-mesh/remora/internal/testns"
 )
 
 const (
@@ -131,21 +131,7 @@ func setup(b *testing.B) *world {
 	b.Cleanup(func() { os.RemoveAll(dir) })
 	w := &world{dir: dir}
 	if os.Getuid() == 0 && lookPaths("ip", "iptables", "setpriv") {
-		r := make([]byte, 4)
-		rand.Read(r)
-		w.ns = "remora-bench-" + hex.EncodeToString(r)
-		if out, err := exec.Command("ip", "netns", "add", w.ns).CombinedOutput(); err != nil {
-			b.Logf("no namespace (%v: %s): remora case skipped", err, out)
-			w.ns = ""
-		} else {
-			b.Cleanup(func() { exec.Command("ip", "netns", "del", w.ns).Run() })
-			for _, args := range [][]string{{"link", "set", "lo", "up"},
-				{"link", "add", "veth0", "type", "veth", "peer", "name", "veth1"},
-				{"link", "set", "veth0", "up"}, {"link", "set", "veth1", "up"},
-				{"addr", "add", "198.18.0.1/15", "dev", "veth0"}} {
-				mustRun(b, "ip", append([]string{"-n", w.ns}, args...)...)
-			}
-		}
+		w.ns = testns.New(b, "remora-bench")
 	}
 	var ln net.Listener
 	if err := w.inNS(func() (err error) { ln, err = net.Listen("tcp", "127.0.0.1:0"); return }); err != nil {

@@ -32,6 +32,7 @@ var allowed = map[string][]string{
 	"admin":           {"config", "routing", "snapshot", "upstream", "telemetry"},
 	"cmd/remora":      {"*"},
 	"internal/layers": {},
+	"internal/testns": {},
 }
 
 // pure packages must not touch the network.
