@@ -24,21 +24,32 @@ func (a *Applier) handle() (*netlink.Handle, error) {
 	return netlink.NewHandleAt(ns)
 }
 
+// loopback opens a netlink handle in the applier's namespace and finds
+// its loopback interface; the caller closes the handle.
+func (a *Applier) loopback() (*netlink.Handle, netlink.Link, error) {
+	h, err := a.handle()
+	if err != nil {
+		return nil, nil, err
+	}
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		h.Close()
+		return nil, nil, fmt.Errorf("loopback interface: %w", err)
+	}
+	return h, lo, nil
+}
+
 // addRouting adds p's loopback addresses, policy rules and local routes,
 // leaving any already present as they are.
 func (a *Applier) addRouting(p Plan) error {
 	if len(p.Routes) == 0 && len(p.LoopbackAddrs) == 0 {
 		return nil
 	}
-	h, err := a.handle()
+	h, lo, err := a.loopback()
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	lo, err := h.LinkByName("lo")
-	if err != nil {
-		return fmt.Errorf("loopback interface: %w", err)
-	}
 	for _, pfx := range p.LoopbackAddrs {
 		addr := &netlink.Addr{IPNet: &net.IPNet{IP: pfx.Addr().AsSlice(), Mask: net.CIDRMask(pfx.Bits(), pfx.Addr().BitLen())}}
 		if err := h.AddrReplace(lo, addr); err != nil {
@@ -67,15 +78,11 @@ func (a *Applier) removeRouting(p Plan) error {
 	if len(p.Routes) == 0 && len(p.LoopbackAddrs) == 0 {
 		return nil
 	}
-	h, err := a.handle()
+	h, lo, err := a.loopback()
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	lo, err := h.LinkByName("lo")
-	if err != nil {
-		return fmt.Errorf("loopback interface: %w", err)
-	}
 	for _, r := range p.Routes {
 		rules, err := findRules(h, r)
 		if err != nil {
