@@ -21,6 +21,7 @@ import (
 // gwListener is one bound gateway port.
 type gwListener struct {
 	g    *Gateway
+	lg   *zap.Logger // g's logger with the listener's name
 	name string
 	port uint32
 	ln   net.Listener
@@ -35,6 +36,7 @@ type gwListener struct {
 
 func newGWListener(g *Gateway, name string, port uint32, ln net.Listener) *gwListener {
 	l := &gwListener{g: g, name: name, port: port, ln: ln}
+	l.lg = g.log().With(zap.String("listener", name))
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	h := &gatewayHandler{l: l}
 	l.plain = newHTTPFeed(h, false, l)
@@ -42,7 +44,7 @@ func newGWListener(g *Gateway, name string, port uint32, ln net.Listener) *gwLis
 	return l
 }
 
-func (l *gwListener) log() *zap.Logger { return l.g.log().With(zap.String("listener", l.name)) }
+func (l *gwListener) log() *zap.Logger { return l.lg }
 
 // acceptLoop accepts until the listener is closed.
 func (l *gwListener) acceptLoop() {
@@ -106,7 +108,10 @@ func (l *gwListener) serveTLS(c net.Conn, set *gwPortSet) {
 	}
 	rec := l.record(c)
 	rec.Detected = DetectedTLS
-	log := l.log().With(zap.Stringer("remote", rec.Info.Remote))
+	log := l.log()
+	if log.Core().Enabled(zap.DebugLevel) { // zap encodes With fields eagerly
+		log = log.With(zap.Stringer("remote", rec.Info.Remote))
+	}
 	_ = c.SetDeadline(time.Now().Add(timeout))
 	// A shutdown ends a connection still in its handshake.
 	stop := context.AfterFunc(l.ctx, func() { c.Close() })

@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/remora-mesh/remora/snapshot"
 	"github.com/remora-mesh/remora/telemetry"
 	"github.com/remora-mesh/remora/upstream"
@@ -32,8 +30,6 @@ type HTTPServer struct {
 	// source of outbound requests (reporter "source"); inbound records
 	// move it to the destination side.
 	Local telemetry.Labels
-	// Log gets errors of the server itself; nil means none.
-	Log *zap.Logger
 	// Rand is the random source for weighted picks, fault percentages,
 	// mirror percentages, back-off jitter and request IDs; nil means
 	// math/rand/v2.

@@ -28,9 +28,15 @@ func (l *Listener) serveConn(c net.Conn, port uint16) {
 			ci.Original = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
 		}
 	}
-	log := l.Log.With(zap.String("listener", l.Name), zap.Stringer("remote", ci.Remote), zap.Stringer("original", ci.Original))
+	// The per-connection fields are encoded eagerly by zap: build them only
+	// when debug lines will be written.
+	log := l.Log
+	if log.Core().Enabled(zap.DebugLevel) {
+		log = log.With(zap.String("listener", l.Name), zap.Stringer("remote", ci.Remote), zap.Stringer("original", ci.Original))
+	}
 	if _, loop := l.own.Load(ci.Remote); loop {
-		log.Warn("closing a connection from this listener's own upstream socket: interception loop (is the proxy running as the uid iptables excludes?)")
+		log.Warn("closing a connection from this listener's own upstream socket: interception loop (is the proxy running as the uid iptables excludes?)",
+			zap.String("listener", l.Name), zap.Stringer("remote", ci.Remote))
 		return
 	}
 	if ci.Snapshot == nil {

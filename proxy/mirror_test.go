@@ -115,3 +115,22 @@ func (f fakeListener) Close() error              { return nil }
 func (f fakeListener) Addr() net.Addr            { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: f.port} }
 
 var _ http.Handler = (*HTTPServer)(nil)
+
+// TestMirrorShadowSuffixCompat: with the Istio 1.27 compatibility switch
+// the mirror's Host gets Envoy's -shadow suffix before the port.
+func TestMirrorShadowSuffixCompat(t *testing.T) {
+	v1, v2 := newBackend(t, "v1", nil), newBackend(t, "v2", nil)
+	p := startProxy(t, 8000, serviceEntry("httpbin", 8000, "HTTP", v1, v2), httpbinDR, mirrorVS(""))
+	p.h.ShadowSuffix = true
+	if code, _, _ := p.get(t, p.client(), "httpbin:8000", "/"); code != 200 {
+		t.Fatalf("primary answered %d", code)
+	}
+	if waitHits(v2, 1, 2*time.Second) != 1 {
+		t.Fatal("mirror saw nothing")
+	}
+	v2.mu.Lock()
+	defer v2.mu.Unlock()
+	if got := v2.hosts[0]; got != "httpbin-shadow:8000" {
+		t.Errorf("mirror Host = %q; want httpbin-shadow:8000", got)
+	}
+}

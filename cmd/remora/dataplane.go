@@ -41,8 +41,9 @@ func (p *process) startDataPlane() error {
 			yield(c.Name, telemetry.BreakerMaxRetries, c.RetryOverflow)
 		}
 	})
-	p.http = &proxy.HTTPServer{Store: p.store, Upstream: p.upstream, Telemetry: p.tel, Log: p.log,
-		Gateway: p.f.role == "gateway", Local: p.localLabels(), Resolver: opts.Resolver}
+	p.http = &proxy.HTTPServer{Store: p.store, Upstream: p.upstream, Telemetry: p.tel,
+		Gateway: p.f.role == "gateway", Local: p.localLabels(), Resolver: opts.Resolver,
+		ShadowSuffix: p.f.compat == "1.27"}
 	return nil
 }
 

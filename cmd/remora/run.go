@@ -45,6 +45,7 @@ type runFlags struct {
 	dnsServer     string
 	bindAddress   string
 	exitOnZero    bool
+	compat        string
 	adminRemote   bool
 	maxConns      int
 }
@@ -65,6 +66,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.accessLog, "access-log", "stdout", "stdout, off or a file path")
 	fs.StringVar(&f.dnsServer, "dns-server", "", "DNS server HOST:PORT (default: the system resolver)")
 	fs.StringVar(&f.bindAddress, "bind-address", "", "restrict every listener to this address")
+	fs.StringVar(&f.compat, "compat", "", `emulate an older Istio where its defaults changed: "1.27" adds the mirror Host "-shadow" suffix`)
 	fs.BoolVar(&f.exitOnZero, "exit-on-zero-active-connections", true,
 		"on SIGTERM exit as soon as requests in flight are done; false waits the whole --drain-duration (Istio's default)")
 	fs.BoolVar(&f.adminRemote, "admin-allow-remote", false, "allow a non-loopback --admin-addr")
@@ -78,6 +80,8 @@ func (f *runFlags) check() error {
 		return errors.New("--config DIR is required")
 	case f.role != "sidecar" && f.role != "gateway":
 		return fmt.Errorf("--role %q: want sidecar or gateway", f.role)
+	case f.compat != "" && f.compat != "1.27":
+		return fmt.Errorf("--compat %q: want 1.27 or nothing", f.compat)
 	case f.outboundPort < 0 || f.outboundPort > 65535 || f.inboundPort < 0 || f.inboundPort > 65535:
 		return errors.New("port flags take a number 0-65535")
 	}
