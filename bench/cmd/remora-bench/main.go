@@ -49,6 +49,8 @@ type suite struct {
 	tcp      []tcpResult
 	mem      []memResult
 	notes    []string
+	admin    string // remora's admin address, for -profile
+	profile  string // directory for remora's CPU and allocation profiles
 	started  time.Time
 	loads    []string
 }
@@ -75,6 +77,7 @@ func main() {
 	keep := flag.Bool("keep", false, "keep the work directory (configs, logs) for inspection")
 	flag.BoolVar(&s.quick, "quick", false, "one short round (under a minute)")
 	flag.IntVar(&s.rounds, "rounds", 3, "interleaved rounds (medians are reported)")
+	flag.StringVar(&s.profile, "profile", "", "also write remora's CPU and allocation profiles under load to this directory")
 	flag.Parse()
 	if s.quick {
 		s.rounds = 1
@@ -102,8 +105,8 @@ func (s *suite) run(outDir string) error {
 	for _, part := range []struct {
 		name string
 		run  func() error
-	}{{"http", s.httpRounds}, {"mem", s.memory}, {"tcp", s.tcpBulk}} {
-		if !strings.Contains(s.parts, part.name) {
+	}{{"http", s.httpRounds}, {"profile", s.profiles}, {"mem", s.memory}, {"tcp", s.tcpBulk}} {
+		if part.name == "profile" && s.profile == "" || part.name != "profile" && !strings.Contains(s.parts, part.name) {
 			continue
 		}
 		if err := part.run(); err != nil {
@@ -191,6 +194,7 @@ func (s *suite) startTargets() error {
 		return err
 	}
 	s.add("remora", r.addr, r.proc)
+	s.admin = r.admin
 	if have("nginx") {
 		p, a, err := startNginx(s.dir, s.proxyCPU, s.backend, false, "")
 		if err != nil {

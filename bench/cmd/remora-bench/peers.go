@@ -112,7 +112,7 @@ func writeMesh(dir string, backendPort, extra int) error {
 // remora is a running `remora run` on loopback ports.
 type remora struct {
 	*proc
-	addr, health string
+	addr, health, admin string
 }
 
 // startRemora runs remora pinned to cpu with GOMAXPROCS=1 and waits
@@ -129,7 +129,7 @@ func startRemora(bin, dir, name string, cpu int, cfg string) (*remora, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &remora{proc: p, addr: a(0), health: a(4)}
+	r := &remora{proc: p, addr: a(0), health: a(4), admin: a(2)}
 	if err := waitReady("http://"+r.health+"/healthz/ready", 20*time.Second); err != nil {
 		p.stop()
 		return nil, fmt.Errorf("%s: %w (see %s.log)", name, err, name)
