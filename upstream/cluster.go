@@ -35,12 +35,11 @@ type Cluster struct {
 	rq, retries atomic.Int64
 	stats       clusterStats
 
-	epMu      sync.Mutex // serialises endpoint-set changes and picker rebuilds
-	readyOnce sync.Once
-	tickStop  chan struct{}      // guarded by epMu; nil when no ticker runs
-	tickEvery time.Duration      // guarded by epMu
-	dnsStop   context.CancelFunc // guarded by epMu
-	dnsKey    string             // guarded by epMu
+	epMu       sync.Mutex // serialises endpoint-set changes and picker rebuilds
+	readyOnce  sync.Once
+	sweepEvery time.Duration      // guarded by epMu; the sweep group joined, zero for none
+	dnsStop    context.CancelFunc // guarded by epMu
+	dnsKey     string             // guarded by epMu
 
 	mu      sync.Mutex // the connection pool: guards the fields below and endpoint pool fields
 	cx      int64      // connections open or opening
@@ -113,7 +112,7 @@ func (c *Cluster) Name() string { return c.name }
 func (c *Cluster) Limits() Limits { return c.set.Load().limits }
 
 // update applies a snapshot cluster: settings, endpoints, outlier
-// detection, the sweep ticker, DNS resolution.
+// detection and its sweep group, DNS resolution.
 func (c *Cluster) update(sc *snapshot.Cluster) {
 	s := settingsFor(sc, c.m.opts.Rand)
 	if s.tlsErr != nil {
@@ -165,11 +164,12 @@ func staticEndpoints(sc *snapshot.Cluster) []target {
 func (c *Cluster) markReady() { c.readyOnce.Do(func() { close(c.ready) }) }
 
 // updateDetectorLocked creates, updates or drops the outlier detector and
-// its sweep ticker. Caller must hold c.epMu.
+// moves the cluster to the sweep group of its interval. Caller must hold
+// c.epMu.
 func (c *Cluster) updateDetectorLocked(s *settings) {
 	if s.outlier == nil {
 		c.det.Store(nil)
-		c.stopTickerLocked()
+		c.stopSweepLocked()
 		return
 	}
 	addrs := c.view.Load().addrs()
@@ -178,32 +178,18 @@ func (c *Cluster) updateDetectorLocked(s *settings) {
 	} else {
 		c.det.Store(outlier.New(*s.outlier, c.m.opts.Clock, addrs, c.onOutlierEvent))
 	}
-	if every := c.det.Load().Config().Interval; c.tickStop == nil || every != c.tickEvery {
-		c.stopTickerLocked()
-		tick, stop := c.m.opts.NewTicker(every)
-		c.tickStop, c.tickEvery = make(chan struct{}), every
-		go c.sweepLoop(tick, stop, c.tickStop)
+	if every := c.det.Load().Config().Interval; every != c.sweepEvery {
+		c.stopSweepLocked()
+		c.m.joinSweep(c, every)
+		c.sweepEvery = every
 	}
 }
 
-// stopTickerLocked stops the sweep ticker. Caller must hold c.epMu.
-func (c *Cluster) stopTickerLocked() {
-	if c.tickStop != nil {
-		close(c.tickStop)
-		c.tickStop = nil
-	}
-}
-
-// sweepLoop runs the outlier detector's interval work until done closes.
-func (c *Cluster) sweepLoop(tick <-chan time.Time, stop func(), done <-chan struct{}) {
-	defer stop()
-	for {
-		select {
-		case <-tick:
-			c.sweep()
-		case <-done:
-			return
-		}
+// stopSweepLocked leaves the sweep group. Caller must hold c.epMu.
+func (c *Cluster) stopSweepLocked() {
+	if c.sweepEvery != 0 {
+		c.m.leaveSweep(c, c.sweepEvery)
+		c.sweepEvery = 0
 	}
 }
 
@@ -347,7 +333,7 @@ func (c *Cluster) retire(gone []*endpoint) {
 // close stops the cluster's background work and closes idle connections.
 func (c *Cluster) close() {
 	c.epMu.Lock()
-	c.stopTickerLocked()
+	c.stopSweepLocked()
 	c.stopDNSLocked()
 	c.markReady()
 	v := c.view.Load()

@@ -108,9 +108,10 @@ type Options struct {
 	// DNSRefresh is how often DNS clusters re-resolve; zero means
 	// DefaultDNSRefresh.
 	DNSRefresh time.Duration
-	// NewTicker starts the outlier sweep ticker of a cluster; it returns
-	// the tick channel and a stop function. Nil means time.NewTicker.
-	// Tests pass an unbuffered channel they send on.
+	// NewTicker starts the outlier sweep ticker of the clusters that share
+	// one interval (one ticker per distinct interval, not per cluster); it
+	// returns the tick channel and a stop function. Nil means
+	// time.NewTicker. Tests pass an unbuffered channel they send on.
 	NewTicker func(d time.Duration) (<-chan time.Time, func())
 	// OnEjection, if not nil, is called for every outlier ejection and
 	// return to service (for metrics), on the goroutine that caused it.
@@ -154,6 +155,76 @@ type Manager struct {
 	mu     sync.Mutex // serialises Update and Close
 	pt     *Cluster   // created on first use; guarded by mu
 	closed bool       // guarded by mu
+
+	sweepMu sync.Mutex
+	sweeps  map[time.Duration]*sweepGroup // guarded by sweepMu
+}
+
+// sweepGroup is the clusters whose outlier detectors share one interval:
+// one ticker and one goroutine sweep them all, so a mesh of thousands of
+// clusters costs one goroutine per distinct interval, not one per cluster.
+type sweepGroup struct {
+	clusters map[*Cluster]struct{} // guarded by Manager.sweepMu
+	done     chan struct{}         // closed when the last cluster leaves
+}
+
+// joinSweep adds c to the sweep group of interval every, starting the
+// group's ticker when c is its first cluster.
+func (m *Manager) joinSweep(c *Cluster, every time.Duration) {
+	m.sweepMu.Lock()
+	defer m.sweepMu.Unlock()
+	g := m.sweeps[every]
+	if g == nil {
+		if m.sweeps == nil {
+			m.sweeps = map[time.Duration]*sweepGroup{}
+		}
+		g = &sweepGroup{clusters: map[*Cluster]struct{}{}, done: make(chan struct{})}
+		m.sweeps[every] = g
+		tick, stop := m.opts.NewTicker(every)
+		go m.sweepLoop(g, tick, stop)
+	}
+	g.clusters[c] = struct{}{}
+}
+
+// leaveSweep removes c from the sweep group of every, stopping the
+// group's ticker when c was its last cluster.
+func (m *Manager) leaveSweep(c *Cluster, every time.Duration) {
+	m.sweepMu.Lock()
+	defer m.sweepMu.Unlock()
+	g := m.sweeps[every]
+	if g == nil {
+		return
+	}
+	delete(g.clusters, c)
+	if len(g.clusters) == 0 {
+		close(g.done)
+		delete(m.sweeps, every)
+	}
+}
+
+// sweepLoop runs one outlier interval of every cluster in g at each tick,
+// until g's last cluster leaves. The sweeps run with no Manager lock
+// held: a sweep's events rebuild pickers under the cluster's epMu.
+func (m *Manager) sweepLoop(g *sweepGroup, tick <-chan time.Time, stop func()) {
+	defer stop()
+	var batch []*Cluster
+	for {
+		select {
+		case <-tick:
+			m.sweepMu.Lock()
+			batch = batch[:0]
+			for c := range g.clusters {
+				batch = append(batch, c)
+			}
+			m.sweepMu.Unlock()
+			for _, c := range batch {
+				c.sweep()
+			}
+			clear(batch)
+		case <-g.done:
+			return
+		}
+	}
 }
 
 // NewManager returns a Manager with opts.
@@ -250,7 +321,7 @@ func (m *Manager) Passthrough() *Cluster {
 	return m.pt
 }
 
-// Close stops every cluster's background work (outlier tickers, DNS
+// Close stops every cluster's background work (outlier sweeps, DNS
 // refresh) and closes idle connections. Requests in flight finish; their
 // connections close instead of returning to a pool. Update after Close does
 // nothing.
