@@ -259,3 +259,20 @@ func TestHostileYAML(t *testing.T) {
 		})
 	}
 }
+
+// TestParseDropsFieldLines checks that a returned Set keeps no field-path
+// lines (they are only for diagnostics, placed before Parse returns) but
+// still knows where each resource starts.
+func TestParseDropsFieldLines(t *testing.T) {
+	set, ds := Parse("vs.yaml", []byte(vsBase), Options{})
+	if ds.HasErrors() || len(set.VirtualServices) != 1 {
+		t.Fatalf("Parse: %v", ds)
+	}
+	src := set.VirtualServices[0].Src
+	if src.lines != nil {
+		t.Errorf("Src.lines holds %d paths after Parse; want none", len(src.lines))
+	}
+	if got := src.LineOf("spec.http[0].timeout"); got != 1 {
+		t.Errorf("LineOf after Parse = %d; want the resource's line 1", got)
+	}
+}

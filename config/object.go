@@ -18,8 +18,10 @@ func (ObjectMeta) ignoredFields() []string {
 		"deletionGracePeriodSeconds", "managedFields", "ownerReferences", "finalizers", "generateName", "selfLink"}
 }
 
-// Source is where a resource came from: its file, the line of its first
-// key, and the line of every field path inside it.
+// Source is where a resource came from: its file and the line of its
+// first key. While Load or Parse validates the resource it also knows the
+// line of every field path inside it; they are dropped before the Set is
+// returned.
 type Source struct {
 	File  string `json:"file"`
 	Line  int    `json:"line"`
@@ -27,7 +29,8 @@ type Source struct {
 }
 
 // LineOf returns the line of a field path ("spec.http[0].route"), or of
-// its nearest recorded parent, or the resource's line.
+// its nearest recorded parent, or the resource's line (always, once Load
+// or Parse has returned).
 func (s *Source) LineOf(path string) int {
 	for path != "" {
 		if l, ok := s.lines[path]; ok {
@@ -72,6 +75,28 @@ type Set struct {
 	ServiceEntries   []*Object[ServiceEntry]    `json:"serviceEntries,omitempty"`
 	WorkloadEntries  []*Object[WorkloadEntry]   `json:"workloadEntries,omitempty"`
 	Sidecars         []*Object[Sidecar]         `json:"sidecars,omitempty"`
+}
+
+// dropLines forgets the field lines of every resource in s.
+func (s *Set) dropLines() {
+	for _, o := range s.VirtualServices {
+		o.Src.lines = nil
+	}
+	for _, o := range s.DestinationRules {
+		o.Src.lines = nil
+	}
+	for _, o := range s.Gateways {
+		o.Src.lines = nil
+	}
+	for _, o := range s.ServiceEntries {
+		o.Src.lines = nil
+	}
+	for _, o := range s.WorkloadEntries {
+		o.Src.lines = nil
+	}
+	for _, o := range s.Sidecars {
+		o.Src.lines = nil
+	}
 }
 
 // Count returns how many resources s holds.
