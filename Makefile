@@ -50,7 +50,7 @@ demo:
 
 # Run each fuzz target for FUZZTIME (default 1m), one after another.
 FUZZTIME ?= 1m
-PROXY_FUZZ := FuzzSNI FuzzSniff FuzzH1Guard FuzzFrontEnd FuzzHeaderPrep
+PROXY_FUZZ := FuzzSNI FuzzSniff FuzzParseHead FuzzFrontEnd FuzzHeaderPrep
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./config
 	@set -e; for f in $(PROXY_FUZZ); do \

@@ -36,7 +36,13 @@ type reqState struct {
 
 // ServeHTTP runs one request through the chain.
 func (h *HTTPServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ci := connInfo(r)
+	h.serveHTTP(w, r, connInfo(r), 0)
+}
+
+// serveHTTP runs r through the chain; a non-zero reject is the status of
+// a head the HTTP/1 codec refused, answered as Envoy answers a codec
+// error.
+func (h *HTTPServer) serveHTTP(w http.ResponseWriter, r *http.Request, ci *ConnInfo, reject int) {
 	st := &reqState{h: h, w: w, r: r, ci: ci, snap: h.snapshot(ci), start: time.Now()}
 	if h.Telemetry != nil && h.Telemetry.Metrics != nil {
 		h.Telemetry.Metrics.ActiveRequests.Inc()
@@ -49,7 +55,8 @@ func (h *HTTPServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Header.Set("X-Request-Id", st.requestID)
 	}
 	h.serverHeader(w, ci)
-	if st.rejectedHead() {
+	if reject != 0 {
+		st.rejectHead(reject)
 		return
 	}
 	if tooManyHeaders(r) {

@@ -2,11 +2,13 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/remora-mesh/remora/snapshot"
@@ -50,6 +52,9 @@ type HTTPServer struct {
 	// at any moment; zero means 16 MiB.
 	MirrorLimit int64
 
+	h1       h1conns     // connections on remora's HTTP/1 codec
+	workers  workers     // goroutines that run their requests
+	draining atomic.Bool // Shutdown began: responses say Connection: close
 	once     sync.Once
 	srv      *http.Server
 	conns    chan net.Conn
@@ -89,17 +94,34 @@ func (h *HTTPServer) init() {
 			MaxHeaderBytes:    MaxRequestHeadersBytes,
 			HTTP2:             http2Limits(),
 			ErrorLog:          nil,
-			ConnContext:       connContext,
+			ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+				if ic, ok := c.(*infoConn); ok {
+					return context.WithValue(ctx, connInfoKey{}, ic.ci)
+				}
+				return ctx
+			},
 		}
 		go func() { _ = h.srv.Serve(&chanListener{h: h}) }()
 	})
 }
 
 // ServeConn serves HTTP on c until the connection is closed, then
-// returns. It is safe for concurrent use.
+// returns. Plain connections run on remora's own HTTP/1 codec, which
+// hands those that open with the HTTP/2 preface to net/http's server;
+// TLS connections go to net/http's server directly. It is safe for
+// concurrent use.
 func (h *HTTPServer) ServeConn(c net.Conn, ci *ConnInfo) {
+	if _, ok := c.(*tls.Conn); ok {
+		h.serveStd(c, ci)
+		return
+	}
+	h.serveH1(c, ci)
+}
+
+// serveStd serves c on net/http's server (HTTP/2, TLS).
+func (h *HTTPServer) serveStd(c net.Conn, ci *ConnInfo) {
 	h.init()
-	ic := &infoConn{Conn: guardConn(c, h.headersTimeout()), ci: ci, done: make(chan struct{})}
+	ic := &infoConn{Conn: c, ci: ci, done: make(chan struct{})}
 	select {
 	case h.conns <- ic:
 	case <-h.closed:
@@ -110,15 +132,17 @@ func (h *HTTPServer) ServeConn(c net.Conn, ci *ConnInfo) {
 }
 
 // Shutdown stops serving: keep-alive connections are told to close
-// (Connection: close, HTTP/2 GOAWAY) and in-flight requests may finish
-// until ctx ends.
+// (Connection: close, HTTP/2 GOAWAY), idle ones are closed, and in-flight
+// requests may finish until ctx ends.
 func (h *HTTPServer) Shutdown(ctx context.Context) error {
 	h.init()
+	h1 := make(chan error, 1)
+	go func() { h1 <- h.h1.shutdown(ctx, &h.draining) }()
 	err := h.srv.Shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		_ = h.srv.Close()
 	}
-	return err
+	return errors.Join(err, <-h1)
 }
 
 // chanListener feeds ServeConn's connections to the http.Server.
