@@ -49,7 +49,7 @@ func BenchmarkHTTPPath(b *testing.B) {
 	p := startProxy(b, 8000, serviceEntry("bench.test", 8000, "HTTP", be), benchMesh)
 	alog := telemetry.NewAccessLog(io.Discard, 0, nil)
 	b.Cleanup(func() { alog.Close() })
-	p.h.Telemetry = telemetry.New(telemetry.NewMetrics(), alog)
+	p.configure(func(h *HTTPServer) { h.Telemetry = telemetry.New(telemetry.NewMetrics(), alog) })
 	benchGets(b, p.client(), "http://bench.test:8000/get")
 }
 

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/remora-mesh/remora/internal/rawio"
 )
 
 // Limits on HTTP/1 request heads, Envoy's defaults.
@@ -94,8 +96,9 @@ func (h *HTTPServer) serveH1(c net.Conn, ci *ConnInfo) {
 		b := make([]byte, max(inBufSize, len(pc.pending)))
 		hc.c, hc.buf, hc.w = pc.Conn, &b, copy(b, pc.pending)
 	}
-	if sc, ok := hc.c.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
+	hc.c = rawio.Wrap(hc.c)
+	if rc, ok := hc.c.(*rawio.Conn); ok {
+		if raw, err := rc.SyscallConn(); err == nil {
 			hc.raw, hc.readFn = raw, hc.rawRead
 		}
 	}
@@ -315,17 +318,17 @@ func (hc *h1conn) rawRead(fd uintptr) bool {
 		hc.buf = inBufs.Get().(*[]byte)
 	}
 	for {
-		n, err := syscall.Read(int(fd), *hc.buf)
-		switch err {
+		n, errno := rawio.SysRead(fd, *hc.buf)
+		switch errno {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
 			hc.releaseIn()
 			return false
-		case nil:
+		case 0:
 			hc.rn = n
 		default:
-			hc.rerr = err
+			hc.rerr = errno
 		}
 		return true
 	}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/remora-mesh/remora/internal/rawio"
 )
 
 // outBufSize is the response buffer of an active connection: a head and
@@ -264,9 +266,7 @@ func (w *h1writer) flush() {
 		return
 	}
 	if w.err == nil {
-		if _, err := w.hc.c.Write(*w.out); err != nil {
-			w.err = err
-		}
+		_, w.err = w.hc.c.Write(*w.out)
 	}
 	*w.out = (*w.out)[:0]
 }
@@ -352,11 +352,12 @@ func (w *h1writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		pending = bytes.Clone((*hc.buf)[hc.r:hc.w])
 		hc.r = hc.w
 	}
-	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(pending), hc.c), max(len(pending), 4096))
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(pending), rawio.Unwrap(hc.c)), max(len(pending), 4096))
 	if len(pending) > 0 {
 		_, _ = br.Peek(len(pending))
 	}
-	return hc.c, bufio.NewReadWriter(br, bufio.NewWriter(hc.c)), nil
+	c := rawio.Unwrap(hc.c) // a tunnel may splice
+	return c, bufio.NewReadWriter(br, bufio.NewWriter(c)), nil
 }
 
 // dateCache holds the Date field value of the current second.

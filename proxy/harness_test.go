@@ -89,6 +89,7 @@ func seeded(seed uint64) func() uint64 {
 // testProxy is an HTTPServer on a loopback listener whose connections are
 // served as if captured for Port (no iptables needed).
 type testProxy struct {
+	mu    sync.Mutex // orders configure before the connections after it
 	h     *HTTPServer
 	store *snapshot.Store
 	up    *upstream.Manager
@@ -132,11 +133,22 @@ func startProxy(t testing.TB, port uint32, docs ...string) *testProxy {
 			}
 			remote, _ := netip.ParseAddrPort(c.RemoteAddr().String())
 			orig := netip.AddrPortFrom(netip.MustParseAddr("198.18.0.10"), uint16(port))
+			p.mu.Lock()
+			//lint:ignore SA2001 an empty critical section: the ordering after configure is the point
+			p.mu.Unlock()
 			go p.h.ServeConn(c, &ConnInfo{Snapshot: p.store.Load(), Original: orig, Port: port, Remote: remote})
 		}
 	}()
 	t.Cleanup(func() { ln.Close() })
 	return p
+}
+
+// configure changes the server's fields before the next connections
+// (not those already open).
+func (p *testProxy) configure(f func(h *HTTPServer)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f(p.h)
 }
 
 // reload loads the proxy's config dir into a new snapshot.

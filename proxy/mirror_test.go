@@ -121,7 +121,7 @@ var _ http.Handler = (*HTTPServer)(nil)
 func TestMirrorShadowSuffixCompat(t *testing.T) {
 	v1, v2 := newBackend(t, "v1", nil), newBackend(t, "v2", nil)
 	p := startProxy(t, 8000, serviceEntry("httpbin", 8000, "HTTP", v1, v2), httpbinDR, mirrorVS(""))
-	p.h.ShadowSuffix = true
+	p.configure(func(h *HTTPServer) { h.ShadowSuffix = true })
 	if code, _, _ := p.get(t, p.client(), "httpbin:8000", "/"); code != 200 {
 		t.Fatalf("primary answered %d", code)
 	}

@@ -51,8 +51,10 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 	closed.Close()
 	p := startProxy(t, 80, flagsMesh(ok, slow, failing, blocked, closedPort)...)
 	m := telemetry.NewMetrics()
-	p.h.Telemetry = telemetry.New(m, nil)
-	p.h.Local = telemetry.Labels{Source: telemetry.Peer{Workload: "productpage-v1", Namespace: "default", App: "productpage", Version: "v1"}}
+	p.configure(func(h *HTTPServer) {
+		h.Telemetry = telemetry.New(m, nil)
+		h.Local = telemetry.Labels{Source: telemetry.Peer{Workload: "productpage-v1", Namespace: "default", App: "productpage", Version: "v1"}}
+	})
 	c := p.client()
 	want := map[string]string{ // response_flags -> response_code
 		"-": "200", "NR": "404", "DI": "200", "FI": "418", "UT": "504", "URX": "503", "UF,URX": "503", "UH": "503", "UO": "503",

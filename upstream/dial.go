@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync/atomic"
 
+	"github.com/remora-mesh/remora/internal/rawio"
 	"github.com/remora-mesh/remora/outlier"
 )
 
@@ -48,6 +49,7 @@ func (c *Cluster) dialRaw(ctx context.Context, s *settings, ep *endpoint, sni st
 	if err != nil {
 		return nil, err
 	}
+	conn = rawio.Wrap(conn) // HTTP exchanges skip the scheduler's syscall path
 	if s.tls == nil {
 		return conn, nil
 	}
@@ -126,5 +128,5 @@ func (c *Cluster) DialTCP(ctx context.Context, opt AttemptOptions) (net.Conn, *H
 		return nil, ep.host, err
 	}
 	c.recordLocal(ep, outlier.ConnectSuccessFinal)
-	return &Conn{Conn: conn, c: c, ep: ep}, ep.host, nil
+	return &Conn{Conn: rawio.Unwrap(conn), c: c, ep: ep}, ep.host, nil // a TCP proxy splices
 }
