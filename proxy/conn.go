@@ -33,6 +33,8 @@ type ConnInfo struct {
 	Port uint32
 	// Remote is the downstream peer.
 	Remote netip.AddrPort
+
+	started bool // the HTTP server took the connection over (StartConn)
 }
 
 // HTTPConnServer serves HTTP/1.1 or HTTP/2 (h2c) on one accepted

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -91,6 +92,14 @@ type h1conn struct {
 
 // serveH1 serves c with the HTTP/1 codec until it closes.
 func (h *HTTPServer) serveH1(c net.Conn, ci *ConnInfo) {
+	if hc := h.newH1Conn(c, ci); hc != nil {
+		hc.run()
+	}
+}
+
+// newH1Conn prepares c for the codec; nil means the server is shutting
+// down and c was closed.
+func (h *HTTPServer) newH1Conn(c net.Conn, ci *ConnInfo) *h1conn {
 	hc := &h1conn{h: h, c: c, ci: ci, ev: make(chan uint8, 2), active: time.Now()}
 	if pc, ok := c.(*PeekedConn); ok { // sniffed bytes become the first read
 		b := make([]byte, max(inBufSize, len(pc.pending)))
@@ -109,14 +118,45 @@ func (h *HTTPServer) serveH1(c net.Conn, ci *ConnInfo) {
 		hc.remote = ci.Remote.String()
 	}
 	if !h.h1.add(hc) {
-		return
+		hc.cancel()
+		c.Close()
+		return nil
 	}
-	defer h.h1.remove(hc)
+	return hc
+}
+
+// run serves the connection until it ends, then closes it.
+func (hc *h1conn) run() {
+	defer hc.h.h1.remove(hc)
 	defer hc.c.Close()
 	defer hc.cancel()
 	_ = hc.c.SetReadDeadline(hc.active.Add(DownstreamIdleTimeout))
 	hc.serve()
 	hc.releaseIn()
+}
+
+// StartConn serves c on a goroutine of its own and calls done after the
+// connection ended; the caller's goroutine may return at once. A plain
+// connection's goroutine then starts with a small stack that waits on
+// the socket, instead of keeping the accepting goroutine's frames for as
+// long as the client keeps the connection open.
+func (h *HTTPServer) StartConn(c net.Conn, ci *ConnInfo, done func()) {
+	if _, ok := c.(*tls.Conn); ok {
+		go func() {
+			defer done()
+			h.serveStd(c, ci)
+		}()
+		return
+	}
+	hc := h.newH1Conn(c, ci)
+	if hc == nil {
+		done()
+		return
+	}
+	go func() {
+		defer done()
+		hc.run()
+	}()
 }
 
 // serve is the connection's loop: parse a head, start its handler, wait
@@ -409,6 +449,7 @@ func (hc *h1conn) handle(hr *h1req) {
 			_ = hc.c.Close()
 		}
 	}
+	w.release()
 	hc.state.CompareAndSwap(connActive, connIdle)
 	hc.ev <- evDone
 }
@@ -423,6 +464,7 @@ func (hc *h1conn) reject(status int) {
 	w.reset(r, true)
 	hc.h.serveHTTP(w, r, hc.ci, status)
 	w.finish()
+	w.release()
 }
 
 // serveH2 hands an HTTP/2 (prior knowledge) connection to net/http's

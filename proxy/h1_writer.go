@@ -48,12 +48,19 @@ type h1writer struct {
 
 // reset prepares w for the next request.
 func (w *h1writer) reset(r *http.Request, closeAfter bool) {
-	if w.header == nil {
-		w.header = make(http.Header, 8)
-	}
-	clear(w.header)
-	*w = h1writer{hc: w.hc, req: r, header: w.header, closeAfter: closeAfter, length: -1}
+	*w = h1writer{hc: w.hc, req: r, header: headerMaps.Get().(http.Header), closeAfter: closeAfter, length: -1}
 }
+
+// release lets go of the request and the header map once the response
+// is finished, so an idle connection keeps neither.
+func (w *h1writer) release() {
+	clear(w.header)
+	headerMaps.Put(w.header)
+	w.header, w.req = nil, nil
+}
+
+// headerMaps recycles response header maps between requests.
+var headerMaps = sync.Pool{New: func() any { return make(http.Header, 8) }}
 
 // Header implements http.ResponseWriter.
 func (w *h1writer) Header() http.Header { return w.header }

@@ -18,9 +18,13 @@ import (
 
 // serveConn serves one accepted connection in its own goroutine.
 func (l *Listener) serveConn(c net.Conn, port uint16) {
-	defer l.untrack(nil, c)
-	defer c.Close()
 	ci := &ConnInfo{Snapshot: l.Store.Load(), Inbound: l.Inbound, Remote: addrPortOf(c.RemoteAddr())}
+	defer func() {
+		if !ci.started {
+			c.Close()
+			l.untrack(nil, c)
+		}
+	}()
 	local := addrPortOf(c.LocalAddr())
 	ci.Original = local
 	if tc, ok := c.(*net.TCPConn); ok {
@@ -126,13 +130,26 @@ func (l *Listener) serveInbound(c net.Conn, ci *ConnInfo, log *zap.Logger, start
 }
 
 // serveHTTP hands c to the HTTP chain, which owns it until ServeConn
-// returns.
+// returns, or, for a server that starts connections on goroutines of
+// their own, until it calls done (then ci.started is set and this
+// goroutine ends at once).
 func (l *Listener) serveHTTP(c net.Conn, ci *ConnInfo, log *zap.Logger) {
 	if l.HTTP == nil {
 		log.Warn("closing an HTTP connection: no HTTP server configured")
 		return
 	}
+	if s, ok := l.HTTP.(connStarter); ok {
+		ci.started = true
+		s.StartConn(c, ci, func() { c.Close(); l.untrack(nil, c) })
+		return
+	}
 	l.HTTP.ServeConn(c, ci)
+}
+
+// connStarter is an HTTPConnServer that can serve a connection on a
+// goroutine of its own (HTTPServer does).
+type connStarter interface {
+	StartConn(c net.Conn, ci *ConnInfo, done func())
 }
 
 // forward dials rec.Cluster and copies bytes until the connection ends.
