@@ -159,7 +159,7 @@ func BenchmarkWriteRequest(b *testing.B) {
 	pc.bw = bufio.NewWriter(io.Discard)
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := pc.writeRequest(req); err != nil {
+		if _, err := pc.send(req); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -32,7 +32,9 @@ var aLongTimeAgo = time.Unix(1, 0)
 // answers and full-duplex streams work. Informational responses (1xx but
 // 101) are passed to an httptrace.ClientTrace's Got1xxResponse in ctx; a
 // 101 answer's Body is an io.ReadWriteCloser over the upgraded connection.
-// Response trailers arrive in resp.Trailer after the body is read.
+// Response trailers arrive in resp.Trailer after the body is read. A
+// bodiless request that finds its pooled connection closed by the server
+// is sent again on another (see roundTrip1).
 //
 // ctx bounds the whole exchange, body included: when it ends the
 // connection is interrupted (pass a context without a per-try timeout for
@@ -105,18 +107,42 @@ func serverName(req *http.Request) string {
 	return h
 }
 
-// roundTrip1 runs one HTTP/1.1 exchange on a pooled connection.
+// roundTrip1 runs one HTTP/1.1 exchange on a pooled connection. A
+// bodiless request on a connection reused without a liveness peek is sent
+// again on another when that one turns out closed: unwritten, or, for an
+// idempotent method, closed before any byte of an answer.
 func (c *Cluster) roundTrip1(ctx context.Context, s *settings, ep *endpoint, req *http.Request) (*http.Response, error) {
 	sni := ""
 	if s.tls != nil {
 		sni = serverName(req)
 	}
-	pc, err := c.getConn(ctx, s, ep, sni)
-	if err != nil {
-		return nil, err
+	for {
+		pc, err := c.getConn(ctx, s, ep, sni)
+		if err != nil {
+			return nil, err
+		}
+		pc.requests++
+		unchecked := pc.unchecked
+		resp, err := pc.exchange(ctx, s, req)
+		if err == nil || !unchecked || !resendable(ctx, req, err) {
+			return resp, err
+		}
 	}
-	pc.requests++
-	return pc.exchange(ctx, s, req)
+}
+
+// resendable reports whether a failed exchange of req on a connection the
+// server had closed may be sent again.
+func resendable(ctx context.Context, req *http.Request, err error) bool {
+	var re *ResetError
+	var nr *nothingReadError
+	if ctx.Err() != nil || (req.Body != nil && req.Body != http.NoBody) || !errors.As(err, &re) {
+		return false
+	}
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return !re.Written || errors.As(err, &nr)
+	}
+	return !re.Written
 }
 
 // exchange writes req and reads the response head; the body wrapper owns
@@ -124,16 +150,11 @@ func (c *Cluster) roundTrip1(ctx context.Context, s *settings, ep *endpoint, req
 func (pc *pconn) exchange(ctx context.Context, s *settings, req *http.Request) (*http.Response, error) {
 	pc.written.Store(0)
 	stop := context.AfterFunc(ctx, func() { pc.conn.SetDeadline(aLongTimeAgo) })
-	var wrote chan error
-	if req.Body == nil || req.Body == http.NoBody {
-		if err := pc.writeRequest(req); err != nil {
-			stop()
-			pc.c.closeConn(pc)
-			return nil, pc.resetError(ctx, err, false)
-		}
-	} else {
-		wrote = make(chan error, 1)
-		go pc.writeLoop(req, wrote)
+	wrote, err := pc.send(req)
+	if err != nil {
+		stop()
+		pc.c.closeConn(pc)
+		return nil, pc.resetError(ctx, err, false)
 	}
 	resp, err := pc.readResponse(ctx, req)
 	if err != nil {
@@ -154,18 +175,51 @@ func (pc *pconn) exchange(ctx context.Context, s *settings, req *http.Request) (
 	return resp, nil
 }
 
-func (pc *pconn) writeRequest(req *http.Request) error {
-	err := req.Write(pc.bw)
+// send writes req's head, with its body when that is small and in
+// memory, so that both go in one write. A larger or streamed body is
+// written by a writeLoop while the response is read, so early answers
+// and full-duplex streams work; wrote then receives its outcome. The
+// body is closed once written, as net/http does.
+func (pc *pconn) send(req *http.Request) (wrote chan error, err error) {
+	f, err := requestFraming(req)
 	if err == nil {
-		err = pc.bw.Flush()
+		err = writeHead(pc.bw, req, f)
 	}
-	return err
+	if err != nil || f.length == 0 {
+		closeBody(req)
+		if err == nil {
+			err = pc.bw.Flush()
+		}
+		return nil, err
+	}
+	mem := inMemory(req.Body)
+	if mem && f.length > 0 && f.length <= int64(pc.bw.Available()) {
+		err = writeBody(pc.bw, req, f)
+		closeBody(req)
+		return nil, err
+	}
+	if !mem { // the server may need the head before the body comes
+		if err := pc.bw.Flush(); err != nil {
+			closeBody(req)
+			return nil, err
+		}
+	}
+	wrote = make(chan error, 1)
+	go pc.writeLoop(req, f, wrote)
+	return wrote, nil
 }
 
-// writeLoop writes a request with a body while the response is read. A
-// failed write interrupts the read, as the response may never come.
-func (pc *pconn) writeLoop(req *http.Request, done chan<- error) {
-	err := pc.writeRequest(req)
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}
+
+// writeLoop writes a request body while the response is read. A failed
+// write interrupts the read, as the response may never come.
+func (pc *pconn) writeLoop(req *http.Request, f framing, done chan<- error) {
+	err := writeBody(pc.bw, req, f)
+	closeBody(req)
 	if err != nil {
 		pc.conn.SetDeadline(aLongTimeAgo)
 	}
@@ -176,13 +230,21 @@ func (pc *pconn) writeLoop(req *http.Request, done chan<- error) {
 // client trace.
 func (pc *pconn) readResponse(ctx context.Context, req *http.Request) (*http.Response, error) {
 	trace := httptrace.ContextClientTrace(ctx)
-	for range max1xx {
-		resp, err := http.ReadResponse(pc.br, req)
+	for i := range max1xx {
+		head, err := readHead(pc.br)
+		if err != nil {
+			var nr *nothingReadError
+			if i > 0 && errors.As(err, &nr) {
+				err = nr.err // an informational answer came before
+			}
+			return nil, err
+		}
+		resp, err := parseResponse(head, req, pc.br)
 		if err != nil {
 			return nil, err
 		}
 		code := resp.StatusCode
-		if code < 100 || code >= 200 || code == http.StatusSwitchingProtocols {
+		if code >= 200 || code == http.StatusSwitchingProtocols {
 			return resp, nil
 		}
 		if trace != nil && trace.Got1xxResponse != nil {

@@ -21,8 +21,11 @@ type pconn struct {
 	bw       *bufio.Writer
 	written  atomic.Int64 // bytes of the current request written
 	requests int64        // requests served, including the current one
-	reused   bool         // the current request runs on a connection taken from the pool
-	timer    *time.Timer  // idle timeout; guarded by Cluster.mu
+	// unchecked: the current request runs on a pooled connection that was
+	// not peeked for liveness.
+	unchecked bool
+	idleSince time.Time   // when it last went idle; guarded by Cluster.mu
+	timer     *time.Timer // idle timeout; guarded by Cluster.mu
 }
 
 // Write counts the request bytes that reach the socket.
@@ -38,6 +41,13 @@ func newPconn(c *Cluster, ep *endpoint, conn net.Conn, isTLS bool, sni string) *
 	pc.bw = bufio.NewWriterSize(pc, 4096)
 	return pc
 }
+
+// peekAfter is how long a connection sits idle before its reuse costs a
+// liveness peek (a syscall). Servers close idle keep-alive connections
+// after seconds, not milliseconds; a connection closed sooner is caught
+// by the resend of roundTrip1 and the proxy's resend of unwritten
+// requests.
+const peekAfter = 250 * time.Millisecond
 
 // grant is what a waiting request receives: an idle connection, or
 // (pc nil) a reserved connection slot to dial with.
@@ -63,8 +73,8 @@ func (c *Cluster) getConn(ctx context.Context, s *settings, ep *endpoint, sni st
 			break
 		}
 		c.mu.Unlock()
-		if alive(pc.conn, pc.tls) {
-			pc.reused = true
+		pc.unchecked = c.m.opts.Clock.Now().Sub(pc.idleSince) < peekAfter
+		if pc.unchecked || alive(pc.conn, pc.tls) {
 			return pc, nil
 		}
 		c.closeConn(pc)
@@ -115,7 +125,7 @@ func (c *Cluster) wait(ctx context.Context, s *settings, w *waiter) (*pconn, err
 			c.mu.Lock()
 			c.pending--
 			c.mu.Unlock()
-			g.pc.reused = true
+			g.pc.unchecked = true // released just now
 			return g.pc, nil
 		}
 		return c.dialPending(ctx, s, w.ep, w.sni)
@@ -214,7 +224,8 @@ func (c *Cluster) evictIdleLocked() *pconn {
 // pending for it, else to the idle list with the idle timeout armed.
 // Connections of removed endpoints or a closed cluster are closed.
 func (c *Cluster) putIdle(pc *pconn) {
-	pc.reused = false
+	pc.unchecked = false
+	now := c.m.opts.Clock.Now()
 	c.mu.Lock()
 	if c.closed || pc.ep.removed || pc.br.Buffered() > 0 {
 		c.mu.Unlock()
@@ -229,6 +240,7 @@ func (c *Cluster) putIdle(pc *pconn) {
 			return
 		}
 	}
+	pc.idleSince = now
 	pc.ep.idle = append(pc.ep.idle, pc)
 	if idle := c.set.Load().idle; idle > 0 {
 		if pc.timer == nil {

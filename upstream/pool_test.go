@@ -140,7 +140,7 @@ func TestMaxRequestsOverflow(t *testing.T) {
 
 func TestIdleConnReuse(t *testing.T) {
 	addr, conns, srv := backend(t, status(200))
-	m, _, _ := newTestManager(t)
+	m, clk, _ := newTestManager(t)
 	m.Update(snap(t, config.HTTP, snapshot.Policy{}, addr))
 	c := m.Cluster(clusterName(""))
 	for range 5 {
@@ -155,9 +155,16 @@ func TestIdleConnReuse(t *testing.T) {
 	// dial again rather than fail the request.
 	srv.CloseClientConnections()
 	waitDead(t, c)
-	if code, _, err := get(context.Background(), c, AttemptOptions{}); err != nil || code != 200 {
-		t.Fatalf("get after server closed the idle conn: %d %v", code, err)
+	// Idle long enough to be peeked before reuse: even a request that
+	// could not be resent (it has a body) goes on a new connection.
+	clk.Advance(peekAfter)
+	req, _ := http.NewRequest("POST", "http://"+testHost+"/", strings.NewReader("x"))
+	resp, _, err := c.RoundTrip(context.Background(), req, AttemptOptions{})
+	if err != nil {
+		t.Fatalf("POST after server closed the idle conn: %v", err)
 	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
 	if n := conns.Load(); n != 2 {
 		t.Errorf("connections = %d; want 2", n)
 	}
