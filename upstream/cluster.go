@@ -30,6 +30,7 @@ type Cluster struct {
 	det   atomic.Pointer[outlier.Detector]
 	h2    atomic.Pointer[http.Transport]
 	ready chan struct{} // closed once the first endpoint set is known
+	probe bool          // built only to report Status (Manager.all): no sweeps
 
 	// Circuit-breaker gauges, cluster-wide.
 	rq, retries atomic.Int64
@@ -178,7 +179,7 @@ func (c *Cluster) updateDetectorLocked(s *settings) {
 	} else {
 		c.det.Store(outlier.New(*s.outlier, c.m.opts.Clock, addrs, c.onOutlierEvent))
 	}
-	if every := c.det.Load().Config().Interval; every != c.sweepEvery {
+	if every := c.det.Load().Config().Interval; every != c.sweepEvery && !c.probe {
 		c.stopSweepLocked()
 		c.m.joinSweep(c, every)
 		c.sweepEvery = every

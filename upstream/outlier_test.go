@@ -176,7 +176,8 @@ func TestClusterRemovedStopsTicker(t *testing.T) {
 	bad, _, _ := backend(t, status(503))
 	m, _, tk := newTestManager(t)
 	m.Update(snap(t, config.HTTP, ejectPolicy(), bad))
-	tk.tick() // the sweep loop runs
+	m.Cluster(clusterName("")) // in use: its sweep loop runs
+	tk.tick()
 	m.Update(&snapshot.Snapshot{Clusters: map[string]*snapshot.Cluster{}})
 	if m.Cluster(clusterName("")) != nil {
 		t.Fatal("cluster still present")

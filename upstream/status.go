@@ -66,6 +66,33 @@ func (m *Manager) Status() []ClusterStatus {
 	return out
 }
 
+// OverflowCounts are one cluster's circuit-breaker refusals, the overflow
+// counters of its ClusterStatus.
+type OverflowCounts struct {
+	Cx, Pending, Rq, Retry uint64
+}
+
+// Overflows calls yield with the overflow counters of every cluster in
+// use, in no order, and of the PassthroughCluster once used; a cluster
+// not yet in use has refused nothing. It takes no cluster's lock, so a
+// metrics scrape costs nothing per unused cluster.
+func (m *Manager) Overflows(yield func(cluster string, c OverflowCounts)) {
+	each := func(c *Cluster) {
+		yield(c.name, OverflowCounts{Cx: c.stats.cxOverflow.Load(), Pending: c.stats.pendingOverflow.Load(),
+			Rq: c.stats.rqOverflow.Load(), Retry: c.stats.retryOverflow.Load()})
+	}
+	m.live.Range(func(_, v any) bool {
+		each(v.(*Cluster))
+		return true
+	})
+	m.mu.Lock()
+	pt := m.pt
+	m.mu.Unlock()
+	if pt != nil {
+		each(pt)
+	}
+}
+
 // Status returns the cluster's status.
 func (c *Cluster) Status() ClusterStatus {
 	s := c.set.Load()

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -32,10 +33,10 @@ func TestSweepGroupShared(t *testing.T) {
 		return tk.new(d)
 	}
 	m.Update(twoClusters(t, ejectPolicy(), bad))
+	a, b := m.Cluster(clusterName("")), m.Cluster(clusterName("b"))
 	if started != 1 {
 		t.Fatalf("two clusters with one interval started %d tickers; want 1", started)
 	}
-	a, b := m.Cluster(clusterName("")), m.Cluster(clusterName("b"))
 	for _, c := range []*Cluster{a, b} {
 		for range 3 {
 			get(context.Background(), c, AttemptOptions{})
@@ -70,5 +71,77 @@ func TestSweepGroupShared(t *testing.T) {
 	case <-tk.stopped:
 		t.Fatal("the 10s ticker stopped while a cluster still uses it")
 	default:
+	}
+}
+
+// TestClustersLiveOnFirstUse checks that Update makes no cluster live
+// (no sweep ticker) until Cluster asks for it, that Status reports every
+// cluster of the snapshot either way, identically, and that a cluster the
+// snapshot lacks, or any after Close, is nil.
+func TestClustersLiveOnFirstUse(t *testing.T) {
+	addr, _, _ := backend(t, status(200))
+	m, _, tk := newTestManager(t)
+	started := 0
+	m.opts.NewTicker = func(d time.Duration) (<-chan time.Time, func()) {
+		started++
+		return tk.new(d)
+	}
+	m.Update(twoClusters(t, ejectPolicy(), addr))
+	if started != 0 {
+		t.Errorf("Update started %d sweep tickers before any use; want 0", started)
+	}
+	before := m.Status()
+	if len(before) != 2 || before[0].Name != clusterName("b") || before[1].Name != clusterName("") {
+		t.Fatalf("Status before use lists %+v; want both clusters, sorted by name", before)
+	}
+	c := m.Cluster(clusterName("b"))
+	if c == nil || m.Cluster(clusterName("b")) != c || started != 1 {
+		t.Fatalf("Cluster: %v, %d tickers; want one live cluster, found again, 1 ticker", c, started)
+	}
+	after := m.Status()
+	if got, want := fmt.Sprintf("%+v", after[0]), fmt.Sprintf("%+v", before[0]); got != want {
+		t.Errorf("Status of the live cluster:\n%s\nwant as before use:\n%s", got, want)
+	}
+	if code, _, err := get(context.Background(), c, AttemptOptions{}); err != nil || code != 200 {
+		t.Errorf("request through the activated cluster: %d %v", code, err)
+	}
+	if m.Cluster(clusterName("nope")) != nil {
+		t.Error("Cluster of a name the snapshot lacks is not nil")
+	}
+	m.Close()
+	if m.Cluster(clusterName("")) != nil {
+		t.Error("Cluster after Close made a cluster live")
+	}
+}
+
+// TestDNSClusterLiveAtUpdate checks that a DNS cluster resolves from the
+// Update on, before any request, as Envoy's do.
+func TestDNSClusterLiveAtUpdate(t *testing.T) {
+	m, _, _ := newTestManager(t)
+	s := snap(t, config.HTTP, snapshot.Policy{}, "127.0.0.1:9")
+	s.Clusters[clusterName("")].Service.Resolution = "DNS"
+	m.Update(s)
+	if _, live := m.live.Load(clusterName("")); !live {
+		t.Fatal("DNS cluster not live after Update")
+	}
+}
+
+// TestOverflowsLiveOnly checks that Overflows reports the clusters in use,
+// with their counters, and skips the ones never used.
+func TestOverflowsLiveOnly(t *testing.T) {
+	m, _, _ := newTestManager(t)
+	p := snapshot.Policy{ConnectionPool: &config.ConnectionPoolSettings{HTTP: &config.HTTPSettings{MaxRetries: 1}}}
+	m.Update(twoClusters(t, p, "127.0.0.1:9"))
+	c := m.Cluster(clusterName("b"))
+	release, _ := c.TryRetry()
+	defer release()
+	if _, ok := c.TryRetry(); ok {
+		t.Fatal("second retry allowed past maxRetries 1")
+	}
+	got := map[string]OverflowCounts{}
+	m.Overflows(func(name string, oc OverflowCounts) { got[name] = oc })
+	want := map[string]OverflowCounts{clusterName("b"): {Retry: 1}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Overflows = %v; want %v", got, want)
 	}
 }

@@ -17,9 +17,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -147,14 +145,16 @@ const (
 // Manager owns every live cluster. It is safe for concurrent use. The zero
 // value is usable and behaves as NewManager(Options{}).
 type Manager struct {
-	once     sync.Once
-	opts     Options
-	log      *zap.Logger
-	clusters atomic.Pointer[map[string]*Cluster]
+	once sync.Once
+	opts Options
+	log  *zap.Logger
+	// live are the clusters in use, by name (*Cluster); written under mu.
+	live sync.Map
 
-	mu     sync.Mutex // serialises Update and Close
-	pt     *Cluster   // created on first use; guarded by mu
-	closed bool       // guarded by mu
+	mu     sync.Mutex         // serialises Update, Close and activation
+	snap   *snapshot.Snapshot // the last Update's; guarded by mu
+	pt     *Cluster           // created on first use; guarded by mu
+	closed bool               // guarded by mu
 
 	sweepMu sync.Mutex
 	sweeps  map[time.Duration]*sweepGroup // guarded by sweepMu
@@ -258,10 +258,14 @@ func (m *Manager) init() {
 	})
 }
 
-// Update reconciles the live clusters with snap; endpoints that remain
-// keep their state (active requests, ejections, pooled connections).
-// Clusters that disappear are closed: their idle connections are closed,
-// requests in flight finish. A nil snap changes nothing.
+// Update makes snap current. Clusters in use keep their state (active
+// requests, ejections, pooled connections) and take snap's settings and
+// endpoints; clusters that disappear are closed: their idle connections
+// are closed, requests in flight finish. The other clusters of snap become
+// live on first use (Cluster), so a mesh of thousands of services costs
+// only the clusters this proxy talks to; DNS clusters are live at once, so
+// their names resolve before the first request. A nil snap changes
+// nothing.
 func (m *Manager) Update(snap *snapshot.Snapshot) {
 	m.init()
 	if snap == nil {
@@ -272,35 +276,63 @@ func (m *Manager) Update(snap *snapshot.Snapshot) {
 	if m.closed {
 		return
 	}
-	old := m.clusterMap()
-	next := make(map[string]*Cluster, len(snap.Clusters))
+	var gone []*Cluster
+	m.live.Range(func(_, v any) bool {
+		c := v.(*Cluster)
+		if sc := snap.Clusters[c.name]; sc != nil {
+			c.update(sc)
+		} else {
+			m.live.Delete(c.name)
+			gone = append(gone, c)
+		}
+		return true
+	})
 	for name, sc := range snap.Clusters {
-		c := old[name]
-		if c == nil {
-			c = newCluster(m, name)
+		if _, ok := m.live.Load(name); !ok && resolvesDNS(sc) {
+			m.live.Store(name, m.newLive(sc))
 		}
-		c.update(sc)
-		next[name] = c
 	}
-	m.clusters.Store(&next)
-	for name, c := range old {
-		if _, kept := next[name]; !kept {
-			c.close()
-		}
+	m.snap = snap
+	for _, c := range gone {
+		c.close()
 	}
 }
 
-func (m *Manager) clusterMap() map[string]*Cluster {
-	if p := m.clusters.Load(); p != nil {
-		return *p
-	}
-	return nil
+// resolvesDNS reports whether sc's endpoints are names to resolve.
+func resolvesDNS(sc *snapshot.Cluster) bool {
+	return sc.Service != nil && (sc.Service.Resolution == "DNS" || sc.Service.Resolution == "DNS_ROUND_ROBIN")
 }
 
-// Cluster returns the live cluster by name, or nil when the current
-// snapshot has none (the caller answers 503 NC).
+// newLive returns a new live cluster for sc. Caller must hold m.mu.
+func (m *Manager) newLive(sc *snapshot.Cluster) *Cluster {
+	c := newCluster(m, sc.Name)
+	c.update(sc)
+	return c
+}
+
+// Cluster returns the live cluster by name, making it live on its first
+// use, or nil when the current snapshot has none (the caller answers 503
+// NC). A cluster in use is found without a lock.
 func (m *Manager) Cluster(name string) *Cluster {
-	return m.clusterMap()[name]
+	if c, ok := m.live.Load(name); ok {
+		return c.(*Cluster)
+	}
+	return m.activate(name)
+}
+
+// activate makes the current snapshot's cluster name live.
+func (m *Manager) activate(name string) *Cluster {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c, ok := m.live.Load(name); ok {
+		return c.(*Cluster)
+	}
+	if m.closed || m.snap == nil || m.snap.Clusters[name] == nil {
+		return nil
+	}
+	c := m.newLive(m.snap.Clusters[name])
+	m.live.Store(name, c)
+	return c
 }
 
 // Passthrough is the cluster that connects to each request's original
@@ -330,31 +362,43 @@ func (m *Manager) Close() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true
-	for _, c := range m.clusterMap() {
-		c.close()
-	}
+	m.live.Range(func(_, v any) bool {
+		v.(*Cluster).close()
+		return true
+	})
 	if m.pt != nil {
 		m.pt.close()
 	}
 }
 
-// all returns every live cluster sorted by name, the passthrough last.
+// all returns every cluster of the current snapshot sorted by name, the
+// passthrough last once used: the live ones, and for each cluster not yet
+// in use a probe built to report its Status.
 func (m *Manager) all() []*Cluster {
-	cm := m.clusterMap()
-	out := make([]*Cluster, 0, len(cm)+1)
-	for _, c := range cm {
-		out = append(out, c)
-	}
-	slices.SortFunc(out, func(a, b *Cluster) int {
-		if a.name < b.name {
-			return -1
-		}
-		return 1
-	})
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*Cluster
+	if m.snap != nil {
+		out = make([]*Cluster, 0, len(m.snap.Clusters)+1)
+		for _, name := range m.snap.ClusterNames() {
+			if c, ok := m.live.Load(name); ok {
+				out = append(out, c.(*Cluster))
+			} else {
+				out = append(out, m.probe(m.snap.Clusters[name]))
+			}
+		}
+	}
 	if m.pt != nil {
 		out = append(out, m.pt)
 	}
-	m.mu.Unlock()
 	return out
+}
+
+// probe returns a cluster for sc that is not live: the state a cluster has
+// before its first use, with no background work (it joins no sweep group).
+func (m *Manager) probe(sc *snapshot.Cluster) *Cluster {
+	c := newCluster(m, sc.Name)
+	c.probe = true
+	c.update(sc)
+	return c
 }

@@ -34,12 +34,12 @@ func (p *process) startDataPlane() error {
 	}
 	p.upstream = upstream.NewManager(opts)
 	p.metrics.WatchOverflows(func(yield func(cluster, breaker string, total uint64)) {
-		for _, c := range p.upstream.Status() {
-			yield(c.Name, telemetry.BreakerMaxConnections, c.CxOverflow)
-			yield(c.Name, telemetry.BreakerMaxPendingRequests, c.PendingOverflow)
-			yield(c.Name, telemetry.BreakerMaxRequests, c.RqOverflow)
-			yield(c.Name, telemetry.BreakerMaxRetries, c.RetryOverflow)
-		}
+		p.upstream.Overflows(func(name string, c upstream.OverflowCounts) {
+			yield(name, telemetry.BreakerMaxConnections, c.Cx)
+			yield(name, telemetry.BreakerMaxPendingRequests, c.Pending)
+			yield(name, telemetry.BreakerMaxRequests, c.Rq)
+			yield(name, telemetry.BreakerMaxRetries, c.Retry)
+		})
 	})
 	p.http = &proxy.HTTPServer{Store: p.store, Upstream: p.upstream, Telemetry: p.tel,
 		Gateway: p.f.role == "gateway", Local: p.localLabels(), Resolver: opts.Resolver,
