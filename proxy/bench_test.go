@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/netip"
@@ -97,11 +96,10 @@ func BenchmarkUpstreamRequest(b *testing.B) {
 		b.Fatalf("outcome %v", st.res.Outcome)
 	}
 	st.dest = st.res.Route.Pick(1)
-	ctx := context.Background()
 	bd := &body{}
 	b.ReportAllocs()
 	for b.Loop() {
-		up, err := st.upstreamRequest(ctx, bd)
+		up, err := st.upstreamRequest(bd)
 		if err != nil || up.Header.Get("X-Route") != "default" {
 			b.Fatalf("%v %v", err, up.Header)
 		}

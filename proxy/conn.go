@@ -34,7 +34,8 @@ type ConnInfo struct {
 	// Remote is the downstream peer.
 	Remote netip.AddrPort
 
-	started bool // the HTTP server took the connection over (StartConn)
+	started  bool   // the HTTP server took the connection over (StartConn)
+	original string // Original formatted, when the HTTP/1 codec did it once
 }
 
 // HTTPConnServer serves HTTP/1.1 or HTTP/2 (h2c) on one accepted

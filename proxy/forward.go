@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -65,10 +66,16 @@ func (b *body) reader() io.ReadCloser {
 
 // upstreamRequest prepares the request the attempts send: rewritten path
 // and authority, hop-by-hop headers removed, header operations applied,
-// Envoy's x-forwarded-proto and x-envoy-original-path set.
-func (st *reqState) upstreamRequest(ctx context.Context, b *body) (*http.Request, error) {
+// Envoy's x-forwarded-proto and x-envoy-original-path set. As in Envoy,
+// the downstream request's header map is the one modified (the access
+// log sees the forwarded headers). Upstream calls take their context as
+// an argument, so the request carries none of its own.
+func (st *reqState) upstreamRequest(b *body) (*http.Request, error) {
 	r := st.r
-	u := &url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+	u := r.URL
+	if u.Scheme != "" || u.Host != "" || u.User != nil || u.Fragment != "" {
+		u = &url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+	}
 	if p, ok := st.res.RewritePath(st.rreq.Path); ok {
 		nu, err := url.ParseRequestURI(p)
 		if err != nil {
@@ -76,10 +83,11 @@ func (st *reqState) upstreamRequest(ctx context.Context, b *body) (*http.Request
 		}
 		u = nu
 	}
-	h := r.Header.Clone()
+	h := r.Header
+	te := headerValue(h, "Te")
 	removeHop(h)
-	if h.Get("Te") == "" && r.Header.Get("Te") == "trailers" {
-		h.Set("Te", "trailers")
+	if te == "trailers" {
+		h["Te"] = teTrailers
 	}
 	host := r.Host
 	if a, ok := st.res.RewriteAuthority(st.dest); ok {
@@ -88,33 +96,52 @@ func (st *reqState) upstreamRequest(ctx context.Context, b *body) (*http.Request
 	if u.Path != r.URL.Path {
 		h.Set("X-Envoy-Original-Path", r.URL.RequestURI())
 	}
-	h.Set("X-Forwarded-Proto", st.rreq.Scheme)
+	h["X-Forwarded-Proto"] = schemeValues[st.rreq.Scheme == "https"]
 	if st.h.Gateway && st.ci.Remote.IsValid() {
 		appendXFF(h, st.ci.Remote.Addr().String())
 	}
 	st.res.ApplyRequestHeaders(st.dest, h)
-	if a := h.Get("Host"); a != "" { // a header operation on host
+	if a := headerValue(h, "Host"); a != "" { // a header operation on host
 		host = a
-		h.Del("Host")
+		delete(h, "Host")
 	}
-	up := (&http.Request{
+	up := &http.Request{
 		Method: r.Method, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, Host: host, ContentLength: b.length, Trailer: r.Trailer,
-	}).WithContext(ctx)
+	}
 	if b.length == 0 && r.ContentLength < 0 && b.rest == nil && len(b.buf) == 0 {
 		up.ContentLength = 0
 	}
 	return up, nil
 }
 
+// Shared one-element values for fields remora sets: a slice whose length
+// is its capacity is copied by any append, so sharing it is safe.
+var (
+	teTrailers   = []string{"trailers"}
+	schemeValues = map[bool][]string{false: {"http"}, true: {"https"}}
+)
+
+// headerValue is Header.Get for a key already in canonical form.
+func headerValue(h http.Header, key string) string {
+	if vs := h[key]; len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
+}
+
 func removeHop(h http.Header) {
-	for _, f := range h.Values("Connection") {
-		for _, k := range splitComma(f) {
-			h.Del(k)
+	for _, f := range h["Connection"] {
+		for f != "" {
+			var k string
+			k, f, _ = strings.Cut(f, ",")
+			if k = strings.TrimSpace(k); k != "" {
+				delete(h, textproto.CanonicalMIMEHeaderKey(k))
+			}
 		}
 	}
-	for _, k := range hopHeaders {
-		h.Del(k)
+	for _, k := range hopHeaders { // canonical already
+		delete(h, k)
 	}
 }
 
@@ -150,7 +177,11 @@ type attempt struct {
 func (st *reqState) forward(cl *upstream.Cluster, rt *routing.Route) {
 	var b *body
 	var err error
-	if isUpgrade(st.r) {
+	upgrade := headerValue(st.r.Header, "Upgrade") // read before the hop-by-hop fields go
+	if upgrade != "" && !isUpgrade(st.r) {
+		upgrade = ""
+	}
+	if upgrade != "" {
 		b = &body{length: -1, rest: st.r.Body} // the upgraded stream is not buffered
 	} else {
 		b, err = readBody(st.r)
@@ -162,15 +193,15 @@ func (st *reqState) forward(cl *upstream.Cluster, rt *routing.Route) {
 	}
 	ctx, cancel := withTimeout(st.r.Context(), rt.Timeout)
 	defer cancel()
-	up, err := st.upstreamRequest(ctx, b)
+	opts := upstream.AttemptOptions{Original: st.ci.Original}
+	st.hashFor(&opts)
+	up, err := st.upstreamRequest(b)
 	if err != nil {
 		st.localReply(http.StatusBadRequest, "", -1)
 		return
 	}
-	opts := upstream.AttemptOptions{Original: st.ci.Original}
-	st.hashFor(&opts)
-	if isUpgrade(st.r) {
-		st.upgrade(cl, up, opts)
+	if upgrade != "" {
+		st.upgrade(cl, up, opts, upgrade)
 		return
 	}
 	if b.replayable() {
@@ -254,7 +285,7 @@ func (st *reqState) try(ctx context.Context, cl *upstream.Cluster, policy *routi
 	if policy != nil && policy.PerTryTimeout > 0 {
 		actx, acancel = context.WithTimeout(ctx, policy.PerTryTimeout)
 	}
-	req := up.WithContext(actx)
+	req := up // attempts run one after another; each gets the body anew
 	req.Body = b.reader()
 	req.Header.Set("X-Envoy-Attempt-Count", strconv.Itoa(n))
 	resp, host, err := cl.RoundTrip(actx, req, *opts)

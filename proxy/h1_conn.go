@@ -117,6 +117,9 @@ func (h *HTTPServer) newH1Conn(c net.Conn, ci *ConnInfo) *h1conn {
 	if ci.Remote.IsValid() {
 		hc.remote = ci.Remote.String()
 	}
+	if ci.Original.IsValid() {
+		ci.original = ci.Original.String()
+	}
 	if !h.h1.add(hc) {
 		hc.cancel()
 		c.Close()

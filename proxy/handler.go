@@ -49,10 +49,10 @@ func (h *HTTPServer) serveHTTP(w http.ResponseWriter, r *http.Request, ci *ConnI
 		defer h.Telemetry.Metrics.ActiveRequests.Dec()
 	}
 	defer st.finish()
-	st.requestID = r.Header.Get("X-Request-Id")
+	st.requestID = headerValue(r.Header, "X-Request-Id")
 	if st.requestID == "" {
 		st.requestID = newRequestID(h.rand)
-		r.Header.Set("X-Request-Id", st.requestID)
+		r.Header["X-Request-Id"] = []string{st.requestID}
 	}
 	h.serverHeader(w, ci)
 	if reject != 0 {
@@ -86,11 +86,14 @@ func (h *HTTPServer) serveHTTP(w http.ResponseWriter, r *http.Request, ci *ConnI
 
 func (h *HTTPServer) serverHeader(w http.ResponseWriter, ci *ConnInfo) {
 	if ci.Inbound || h.Gateway {
-		w.Header().Set("Server", "istio-envoy")
+		w.Header()["Server"] = serverIstioEnvoy
 	} else {
-		w.Header().Set("Server", "envoy")
+		w.Header()["Server"] = serverEnvoy
 	}
 }
+
+// The server header's values (shared: see schemeValues).
+var serverEnvoy, serverIstioEnvoy = []string{"envoy"}, []string{"istio-envoy"}
 
 // routingRequest fills the routing view of r without copying.
 func (st *reqState) routingRequest() {
@@ -249,15 +252,21 @@ func (st *reqState) finish() {
 		Labels: st.h.Local, ResponseCode: st.status, GRPCStatus: telemetry.NoGRPCStatus, Flags: st.flags,
 		Duration: time.Since(st.start), RequestBytes: max(st.r.ContentLength, 0), ResponseBytes: st.bytesSent,
 		UpstreamServiceTime: st.upstreamTime, Method: st.r.Method, Path: st.rreq.Path, HTTPProtocol: st.r.Proto,
-		XForwardedFor: st.r.Header.Get("X-Forwarded-For"), UserAgent: st.r.UserAgent(), RequestID: st.requestID,
+		XForwardedFor: headerValue(st.r.Header, "X-Forwarded-For"), UserAgent: st.r.UserAgent(), RequestID: st.requestID,
 		Authority: st.r.Host,
 	}
 	rec.Start, rec.UpstreamHost, rec.RouteName = st.start, st.upstreamHost, st.res.Name
 	if st.ci.Remote.IsValid() {
-		rec.DownstreamRemoteAddress = st.ci.Remote.String()
+		rec.DownstreamRemoteAddress = st.r.RemoteAddr
+		if rec.DownstreamRemoteAddress == "" {
+			rec.DownstreamRemoteAddress = st.ci.Remote.String()
+		}
 	}
 	if st.ci.Original.IsValid() {
-		rec.DownstreamLocalAddress = st.ci.Original.String()
+		rec.DownstreamLocalAddress = st.ci.original
+		if rec.DownstreamLocalAddress == "" {
+			rec.DownstreamLocalAddress = st.ci.Original.String()
+		}
 	}
 	if rec.Path == "" {
 		rec.Path = st.r.URL.RequestURI()

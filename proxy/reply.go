@@ -20,7 +20,7 @@ const (
 // isGRPC reports whether r is a gRPC request, whose local replies are gRPC
 // statuses.
 func isGRPC(r *http.Request) bool {
-	return strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
+	return strings.HasPrefix(headerValue(r.Header, "Content-Type"), "application/grpc")
 }
 
 // grpcFromHTTP is Envoy's httpToGrpcStatus mapping for local replies.

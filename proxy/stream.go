@@ -16,22 +16,22 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 func (st *reqState) stream(resp *http.Response) {
 	defer resp.Body.Close()
 	h := st.w.Header()
-	server := h.Get("Server")
+	server := h["Server"]
 	for k, vs := range resp.Header {
 		h[k] = vs
 	}
 	removeHop(h)
-	h.Set("Server", server)
+	h["Server"] = server
 	h.Set("X-Envoy-Upstream-Service-Time", strconv.FormatInt(st.upstreamTime.Milliseconds(), 10))
 	st.applyResponseOps(h)
-	if resp.ContentLength >= 0 && resp.Header.Get("Content-Length") == "" && len(resp.TransferEncoding) == 0 {
+	if resp.ContentLength >= 0 && headerValue(resp.Header, "Content-Length") == "" && len(resp.TransferEncoding) == 0 {
 		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	}
 	for k := range resp.Trailer {
 		h.Add("Trailer", k)
 	}
 	st.status = resp.StatusCode
-	st.grpcStatus = resp.Header.Get("Grpc-Status")
+	st.grpcStatus = headerValue(resp.Header, "Grpc-Status")
 	st.w.WriteHeader(resp.StatusCode)
 	st.bytesSent += copyFlush(st.w, resp.Body, resp.ContentLength < 0)
 	for k, vs := range resp.Trailer {

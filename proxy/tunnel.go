@@ -149,7 +149,7 @@ func isUpgrade(r *http.Request) bool {
 
 // upgrade forwards an Upgrade request over its own upstream connection
 // and, on 101, tunnels bytes both ways.
-func (st *reqState) upgrade(cl *upstream.Cluster, up *http.Request, opts upstream.AttemptOptions) {
+func (st *reqState) upgrade(cl *upstream.Cluster, up *http.Request, opts upstream.AttemptOptions, proto string) {
 	conn, h, err := cl.DialTCP(st.r.Context(), opts)
 	if err != nil {
 		st.answer(st.r.Context(), attempt{err: err, kind: failureKind(st.r.Context(), st.r.Context(), err), cancel: func() {}})
@@ -158,7 +158,7 @@ func (st *reqState) upgrade(cl *upstream.Cluster, up *http.Request, opts upstrea
 	defer conn.Close()
 	st.upstreamHost = h.Addr
 	up.Header.Set("Connection", "Upgrade")
-	up.Header.Set("Upgrade", st.r.Header.Get("Upgrade"))
+	up.Header.Set("Upgrade", proto)
 	up.Body = st.r.Body
 	if err := up.Write(conn); err != nil {
 		st.answer(st.r.Context(), attempt{err: &upstream.ResetError{Addr: h.Addr, Err: err}, cancel: func() {}})
