@@ -6,6 +6,8 @@ import (
 	"crypto/tls"
 	"net"
 	"syscall"
+
+	"github.com/remora-mesh/remora/internal/rawio"
 )
 
 // alive reports whether an idle connection may carry another request: the
@@ -26,23 +28,38 @@ func alive(conn net.Conn, isTLS bool) bool {
 	if err != nil {
 		return false
 	}
-	var buf [1]byte
 	var n int
-	var rerr error
+	var errno syscall.Errno
 	err = rc.Read(func(fd uintptr) bool {
-		n, _, rerr = syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		n, errno = peek(fd) // raw: it cannot block, and skips waking sysmon
 		return true
 	})
 	switch {
 	case err != nil:
 		return false
-	case rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK:
+	case errno == syscall.EAGAIN || errno == syscall.EWOULDBLOCK:
 		return true
-	case rerr != nil:
+	case errno != 0:
 		return false
 	case n == 0:
 		return false // EOF: the peer closed
 	default:
 		return isTLS
 	}
+}
+
+// peek looks at one pending byte without consuming it or waiting.
+func peek(fd uintptr) (int, syscall.Errno) {
+	if rawio.Supported {
+		return rawio.SysPeek(fd)
+	}
+	var b [1]byte
+	n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	if err == nil {
+		return n, 0
+	}
+	if errno, ok := err.(syscall.Errno); ok {
+		return n, errno
+	}
+	return n, syscall.EIO
 }

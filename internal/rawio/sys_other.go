@@ -13,3 +13,6 @@ func SysRead(uintptr, []byte) (int, syscall.Errno) { return 0, syscall.ENOSYS }
 
 // SysWrite is not available off Linux.
 func SysWrite(uintptr, []byte) (int, syscall.Errno) { return 0, syscall.ENOSYS }
+
+// SysPeek is not available off Linux.
+func SysPeek(uintptr) (int, syscall.Errno) { return 0, syscall.ENOSYS }
