@@ -48,7 +48,8 @@ func parseHead(head string, hr *h1req) (h headInfo, status int, why string) {
 	}
 	h.connect = r.Method == http.MethodConnect
 	r.Header = make(http.Header, min(strings.Count(rest, "\n"), MaxRequestHeaders))
-	var n, hosts, lengths, encodings int
+	var n int
+	var seen fieldCounts
 	for {
 		line, rest, ok = cutLine(rest)
 		if !ok {
@@ -65,42 +66,57 @@ func parseHead(head string, hr *h1req) (h headInfo, status int, why string) {
 			return h, http.StatusBadRequest, why
 		}
 		key := canonicalKey(name)
-		switch key {
-		case "Host":
-			if hosts++; hosts > 1 || !validAuthority(value) {
-				return h, http.StatusBadRequest, "invalid host"
-			}
-			r.Host = value
-			continue // net/http keeps Host out of Header
-		case "Content-Length":
-			l, ok := parseLength(value)
-			if lengths++; lengths > 1 || !ok {
-				return h, http.StatusBadRequest, "invalid content-length"
-			}
-			h.length = l
-		case "Transfer-Encoding":
-			if encodings++; encodings > 1 || !strings.EqualFold(value, "chunked") {
-				return h, http.StatusNotImplemented, "unsupported transfer encoding"
-			}
-			h.chunked = true
-			continue // net/http moves it to Request.TransferEncoding
-		case "Upgrade":
-			h.upgrade = true
-		case "Connection":
-			h.close = h.close || hasToken(value, "close")
-		case "Expect":
-			h.expect = strings.EqualFold(value, "100-continue")
+		keep, status, why := h.field(key, value, &seen, r)
+		if status != 0 {
+			return h, status, why
 		}
-		hr.addHeader(key, value, n)
+		if keep {
+			hr.addHeader(key, value, n)
+		}
 	}
-	if lengths > 0 && encodings > 0 {
+	if seen.lengths > 0 && seen.encodings > 0 {
 		return h, http.StatusBadRequest, "both content-length and transfer-encoding"
 	}
 	h.close = h.close || r.ProtoMinor == 0
-	if hosts == 0 && r.ProtoMinor == 1 {
+	if seen.hosts == 0 && r.ProtoMinor == 1 {
 		return h, http.StatusBadRequest, "missing host header"
 	}
 	return h, 0, ""
+}
+
+// fieldCounts counts the fields that may appear only once.
+type fieldCounts struct{ hosts, lengths, encodings int }
+
+// field takes what the codec needs from one field; keep is false for the
+// fields net/http keeps out of Header (Host, Transfer-Encoding).
+func (h *headInfo) field(key, value string, seen *fieldCounts, r *http.Request) (keep bool, status int, why string) {
+	switch key {
+	case "Host":
+		if seen.hosts++; seen.hosts > 1 || !validAuthority(value) {
+			return false, http.StatusBadRequest, "invalid host"
+		}
+		r.Host = value
+		return false, 0, ""
+	case "Content-Length":
+		l, ok := parseLength(value)
+		if seen.lengths++; seen.lengths > 1 || !ok {
+			return false, http.StatusBadRequest, "invalid content-length"
+		}
+		h.length = l
+	case "Transfer-Encoding":
+		if seen.encodings++; seen.encodings > 1 || !strings.EqualFold(value, "chunked") {
+			return false, http.StatusNotImplemented, "unsupported transfer encoding"
+		}
+		h.chunked = true
+		return false, 0, ""
+	case "Upgrade":
+		h.upgrade = true
+	case "Connection":
+		h.close = h.close || hasToken(value, "close")
+	case "Expect":
+		h.expect = strings.EqualFold(value, "100-continue")
+	}
+	return true, 0, ""
 }
 
 // addHeader adds one field; the n-th field's value slice comes from the
