@@ -32,10 +32,13 @@ type body struct {
 	length int64
 }
 
+// emptyBody is the body of requests without one; it is never modified.
+var emptyBody = &body{}
+
 // readBody buffers up to retryBufferLimit bytes of r's body.
 func readBody(r *http.Request) (*body, error) {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		return &body{}, nil
+		return emptyBody, nil
 	}
 	if r.ContentLength > retryBufferLimit {
 		return &body{rest: r.Body, length: r.ContentLength}, nil
@@ -121,6 +124,24 @@ var (
 	teTrailers   = []string{"trailers"}
 	schemeValues = map[bool][]string{false: {"http"}, true: {"https"}}
 )
+
+// smallInts are the one-element value lists of 0 to 255, shared by the
+// fields remora sets to small numbers (attempt count, upstream service
+// time in ms).
+var smallInts = func() (t [256][]string) {
+	for i := range t {
+		t[i] = []string{strconv.Itoa(i)}
+	}
+	return t
+}()
+
+// smallInt is n's value list, shared when n is small.
+func smallInt[T int | int64](n T) []string {
+	if n >= 0 && n < T(len(smallInts)) {
+		return smallInts[n]
+	}
+	return []string{strconv.FormatInt(int64(n), 10)}
+}
 
 // headerValue is Header.Get for a key already in canonical form.
 func headerValue(h http.Header, key string) string {
@@ -266,9 +287,15 @@ const maxUnwrittenRetries = 2
 // on another connection, without a retry policy and without counting
 // against one, as Envoy's pool does for a request it never started.
 func unwrittenRetry(ctx context.Context, a *attempt, b *body, done int) bool {
+	return done < maxUnwrittenRetries && a.err != nil && neverWritten(a.err) && b.replayable() && ctx.Err() == nil
+}
+
+// neverWritten reports whether err is a reset before any byte of the
+// request reached the upstream (and not a protocol error). It is a
+// function of its own so the error target is only allocated on errors.
+func neverWritten(err error) bool {
 	var re *upstream.ResetError
-	return done < maxUnwrittenRetries && a.err != nil && errors.As(a.err, &re) && !re.Written &&
-		!re.Protocol && b.replayable() && ctx.Err() == nil
+	return errors.As(err, &re) && !re.Written && !re.Protocol
 }
 
 // retries is how many retries policy allows; nil allows none.
@@ -287,7 +314,7 @@ func (st *reqState) try(ctx context.Context, cl *upstream.Cluster, policy *routi
 	}
 	req := up // attempts run one after another; each gets the body anew
 	req.Body = b.reader()
-	req.Header.Set("X-Envoy-Attempt-Count", strconv.Itoa(n))
+	req.Header["X-Envoy-Attempt-Count"] = smallInt(n)
 	resp, host, err := cl.RoundTrip(actx, req, *opts)
 	a := attempt{resp: resp, err: err, cancel: acancel}
 	if host != nil {

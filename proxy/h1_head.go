@@ -26,7 +26,7 @@ type headInfo struct {
 type h1req struct {
 	req  http.Request
 	url  url.URL
-	vals [16]string
+	vals [8]string
 	body h1body
 	hc   *h1conn
 	info headInfo

@@ -22,7 +22,7 @@ func (st *reqState) stream(resp *http.Response) {
 	}
 	removeHop(h)
 	h["Server"] = server
-	h.Set("X-Envoy-Upstream-Service-Time", strconv.FormatInt(st.upstreamTime.Milliseconds(), 10))
+	h["X-Envoy-Upstream-Service-Time"] = smallInt(st.upstreamTime.Milliseconds())
 	st.applyResponseOps(h)
 	if resp.ContentLength >= 0 && headerValue(resp.Header, "Content-Length") == "" && len(resp.TransferEncoding) == 0 {
 		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))

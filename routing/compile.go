@@ -166,6 +166,9 @@ func compileHeaders(h *config.Headers) (req, resp HeaderOps, authority string) {
 func compileOps(o *config.HeaderOperations) HeaderOps {
 	var out HeaderOps
 	out.Set = headerList(o.Set)
+	for _, kv := range out.Set {
+		out.setValues = append(out.setValues, []string{kv.Value})
+	}
 	out.Add = headerList(o.Add)
 	for _, k := range o.Remove {
 		if settable(k) {

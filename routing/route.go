@@ -102,6 +102,11 @@ type HeaderOps struct {
 	Set    []Header
 	Add    []Header
 	Remove []string
+
+	// setValues[i] is {Set[i].Value}, built once by Compile and shared by
+	// every request: a list whose length is its capacity is copied by
+	// any append, so sharing it is safe.
+	setValues [][]string
 }
 
 // Empty reports whether o does nothing.
@@ -112,8 +117,12 @@ func (o *HeaderOps) Apply(h http.Header) {
 	for _, k := range o.Remove {
 		delete(h, k)
 	}
-	for _, kv := range o.Set {
-		h[kv.Name] = []string{kv.Value}
+	for i, kv := range o.Set {
+		if i < len(o.setValues) {
+			h[kv.Name] = o.setValues[i]
+		} else {
+			h[kv.Name] = []string{kv.Value}
+		}
 	}
 	for _, kv := range o.Add {
 		h[kv.Name] = append(h[kv.Name], kv.Value)
