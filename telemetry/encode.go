@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -40,7 +41,7 @@ func appendEntry(b []byte, e *logEntry) []byte {
 		b = append(b, "null"...)
 	} else {
 		b = append(b, '"')
-		b = e.Start.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z")
+		b = appendTime(b, e.Start)
 		b = append(b, '"')
 	}
 	b = appendStr(b, `,"upstream_cluster":`, e.UpstreamCluster)
@@ -122,4 +123,27 @@ func appendQuoted(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// secondPrefix is a start time formatted up to its second.
+type secondPrefix struct {
+	sec int64
+	s   []byte
+}
+
+var timePrefix atomic.Pointer[secondPrefix]
+
+// appendTime appends t as the log's start_time (UTC, milliseconds,
+// "2006-01-02T15:04:05.000Z"); the part up to the second is formatted
+// once a second.
+func appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	p := timePrefix.Load()
+	if p == nil || p.sec != t.Unix() {
+		p = &secondPrefix{sec: t.Unix(), s: t.AppendFormat(nil, "2006-01-02T15:04:05.")}
+		timePrefix.Store(p)
+	}
+	ms := t.Nanosecond() / int(time.Millisecond)
+	b = append(b, p.s...)
+	return append(b, byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
 }
