@@ -374,22 +374,25 @@ func (m *Manager) Close() {
 // all returns every cluster of the current snapshot sorted by name, the
 // passthrough last once used: the live ones, and for each cluster not yet
 // in use a probe built to report its Status.
+// The probes are built without m.mu, so a cluster's first use does not
+// wait for a status page of thousands of clusters.
 func (m *Manager) all() []*Cluster {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	snap, pt := m.snap, m.pt
+	m.mu.Unlock()
 	var out []*Cluster
-	if m.snap != nil {
-		out = make([]*Cluster, 0, len(m.snap.Clusters)+1)
-		for _, name := range m.snap.ClusterNames() {
+	if snap != nil {
+		out = make([]*Cluster, 0, len(snap.Clusters)+1)
+		for _, name := range snap.ClusterNames() {
 			if c, ok := m.live.Load(name); ok {
 				out = append(out, c.(*Cluster))
 			} else {
-				out = append(out, m.probe(m.snap.Clusters[name]))
+				out = append(out, m.probe(snap.Clusters[name]))
 			}
 		}
 	}
-	if m.pt != nil {
-		out = append(out, m.pt)
+	if pt != nil {
+		out = append(out, pt)
 	}
 	return out
 }
