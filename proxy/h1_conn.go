@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -204,6 +205,8 @@ func (hc *h1conn) serve() {
 			}
 		case info.length > 0 || info.chunked:
 			<-hc.ev // evBody: the socket is free again
+		default:
+			runtime.Gosched() // the worker first: this goroutine's next read can wait
 		}
 	}
 }

@@ -119,6 +119,9 @@ func (w *h1writer) head(code int) {
 		b = append(b, "Connection: close\r\n"...)
 	}
 	*w.out = append(b, "\r\n"...)
+	if w.noBody || w.length == 0 {
+		w.flush() // the response is complete
+	}
 }
 
 // appendFields appends h's fields; trailers selects the TrailerPrefix
@@ -228,6 +231,9 @@ func (w *h1writer) Write(p []byte) (int, error) {
 		*w.out = append(w.buf(), "\r\n"...)
 	}
 	w.written += int64(len(p))
+	if w.written == w.length {
+		w.flush() // complete: the client need not wait for the access log
+	}
 	if w.err != nil {
 		return 0, w.err
 	}
