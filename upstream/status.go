@@ -74,22 +74,21 @@ type OverflowCounts struct {
 
 // Overflows calls yield with the overflow counters of every cluster in
 // use, in no order, and of the PassthroughCluster once used; a cluster
-// not yet in use has refused nothing. It takes no cluster's lock, so a
+// not yet in use has refused nothing. It takes no cluster's lock, and a
 // metrics scrape costs nothing per unused cluster.
 func (m *Manager) Overflows(yield func(cluster string, c OverflowCounts)) {
-	each := func(c *Cluster) {
+	m.mu.Lock()
+	cs := make([]*Cluster, 0, len(m.live)+1)
+	for _, c := range m.live {
+		cs = append(cs, c)
+	}
+	if m.pt != nil {
+		cs = append(cs, m.pt)
+	}
+	m.mu.Unlock()
+	for _, c := range cs {
 		yield(c.name, OverflowCounts{Cx: c.stats.cxOverflow.Load(), Pending: c.stats.pendingOverflow.Load(),
 			Rq: c.stats.rqOverflow.Load(), Retry: c.stats.retryOverflow.Load()})
-	}
-	m.live.Range(func(_, v any) bool {
-		each(v.(*Cluster))
-		return true
-	})
-	m.mu.Lock()
-	pt := m.pt
-	m.mu.Unlock()
-	if pt != nil {
-		each(pt)
 	}
 }
 

@@ -15,9 +15,11 @@ package upstream
 
 import (
 	"errors"
+	"maps"
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -148,13 +150,16 @@ type Manager struct {
 	once sync.Once
 	opts Options
 	log  *zap.Logger
-	// live are the clusters in use, by name (*Cluster); written under mu.
-	live sync.Map
+	// read holds the clusters in use as of the last publish, for lookups
+	// without a lock; live holds all of them.
+	read atomic.Pointer[map[string]*Cluster]
 
-	mu     sync.Mutex         // serialises Update, Close and activation
-	snap   *snapshot.Snapshot // the last Update's; guarded by mu
-	pt     *Cluster           // created on first use; guarded by mu
-	closed bool               // guarded by mu
+	mu     sync.Mutex          // serialises Update, Close and activation
+	snap   *snapshot.Snapshot  // the last Update's; guarded by mu
+	live   map[string]*Cluster // the clusters in use; guarded by mu
+	misses int                 // lookups that missed read since the last publish; guarded by mu
+	pt     *Cluster            // created on first use; guarded by mu
+	closed bool                // guarded by mu
 
 	sweepMu sync.Mutex
 	sweeps  map[time.Duration]*sweepGroup // guarded by sweepMu
@@ -276,23 +281,25 @@ func (m *Manager) Update(snap *snapshot.Snapshot) {
 	if m.closed {
 		return
 	}
+	if m.live == nil {
+		m.live = map[string]*Cluster{}
+	}
 	var gone []*Cluster
-	m.live.Range(func(_, v any) bool {
-		c := v.(*Cluster)
-		if sc := snap.Clusters[c.name]; sc != nil {
+	for name, c := range m.live {
+		if sc := snap.Clusters[name]; sc != nil {
 			c.update(sc)
 		} else {
-			m.live.Delete(c.name)
+			delete(m.live, name)
 			gone = append(gone, c)
 		}
-		return true
-	})
+	}
 	for name, sc := range snap.Clusters {
-		if _, ok := m.live.Load(name); !ok && resolvesDNS(sc) {
-			m.live.Store(name, m.newLive(sc))
+		if m.live[name] == nil && resolvesDNS(sc) {
+			m.live[name] = m.newLive(sc)
 		}
 	}
 	m.snap = snap
+	m.publishLocked()
 	for _, c := range gone {
 		c.close()
 	}
@@ -312,27 +319,43 @@ func (m *Manager) newLive(sc *snapshot.Cluster) *Cluster {
 
 // Cluster returns the live cluster by name, making it live on its first
 // use, or nil when the current snapshot has none (the caller answers 503
-// NC). A cluster in use is found without a lock.
+// NC). A cluster in use is found without a lock once published.
 func (m *Manager) Cluster(name string) *Cluster {
-	if c, ok := m.live.Load(name); ok {
-		return c.(*Cluster)
+	if p := m.read.Load(); p != nil {
+		if c := (*p)[name]; c != nil {
+			return c
+		}
 	}
 	return m.activate(name)
 }
 
-// activate makes the current snapshot's cluster name live.
+// activate finds name among the clusters in use, or makes the current
+// snapshot's cluster name live. Clusters made live are published to
+// read once the lookups that missed it exceed an eighth of the clusters
+// in use, so each costs O(1) amortized copying, as sync.Map promotes its
+// dirty map.
 func (m *Manager) activate(name string) *Cluster {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if c, ok := m.live.Load(name); ok {
-		return c.(*Cluster)
+	c := m.live[name]
+	if c == nil {
+		if m.closed || m.snap == nil || m.snap.Clusters[name] == nil {
+			return nil
+		}
+		c = m.newLive(m.snap.Clusters[name])
+		m.live[name] = c
 	}
-	if m.closed || m.snap == nil || m.snap.Clusters[name] == nil {
-		return nil
+	if m.misses++; m.misses > len(m.live)/8 {
+		m.publishLocked()
 	}
-	c := m.newLive(m.snap.Clusters[name])
-	m.live.Store(name, c)
 	return c
+}
+
+// publishLocked makes a copy of live the read map. Caller must hold m.mu.
+func (m *Manager) publishLocked() {
+	read := maps.Clone(m.live)
+	m.read.Store(&read)
+	m.misses = 0
 }
 
 // Passthrough is the cluster that connects to each request's original
@@ -362,10 +385,9 @@ func (m *Manager) Close() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true
-	m.live.Range(func(_, v any) bool {
-		v.(*Cluster).close()
-		return true
-	})
+	for _, c := range m.live {
+		c.close()
+	}
 	if m.pt != nil {
 		m.pt.close()
 	}
@@ -378,14 +400,14 @@ func (m *Manager) Close() {
 // wait for a status page of thousands of clusters.
 func (m *Manager) all() []*Cluster {
 	m.mu.Lock()
-	snap, pt := m.snap, m.pt
+	snap, pt, live := m.snap, m.pt, maps.Clone(m.live)
 	m.mu.Unlock()
 	var out []*Cluster
 	if snap != nil {
 		out = make([]*Cluster, 0, len(snap.Clusters)+1)
 		for _, name := range snap.ClusterNames() {
-			if c, ok := m.live.Load(name); ok {
-				out = append(out, c.(*Cluster))
+			if c := live[name]; c != nil {
+				out = append(out, c)
 			} else {
 				out = append(out, m.probe(snap.Clusters[name]))
 			}

@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -121,7 +122,10 @@ func TestDNSClusterLiveAtUpdate(t *testing.T) {
 	s := snap(t, config.HTTP, snapshot.Policy{}, "127.0.0.1:9")
 	s.Clusters[clusterName("")].Service.Resolution = "DNS"
 	m.Update(s)
-	if _, live := m.live.Load(clusterName("")); !live {
+	m.mu.Lock()
+	c := m.live[clusterName("")]
+	m.mu.Unlock()
+	if c == nil {
 		t.Fatal("DNS cluster not live after Update")
 	}
 }
@@ -143,5 +147,61 @@ func TestOverflowsLiveOnly(t *testing.T) {
 	want := map[string]OverflowCounts{clusterName("b"): {Retry: 1}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("Overflows = %v; want %v", got, want)
+	}
+}
+
+// BenchmarkCluster is the per-request lookup of a cluster in use, with 4
+// and with 4,000 clusters live.
+func BenchmarkCluster(b *testing.B) {
+	for _, n := range []int{4, 4000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			s := &snapshot.Snapshot{Clusters: map[string]*snapshot.Cluster{}}
+			names := make([]string, n)
+			for i := range names {
+				names[i] = snapshot.ClusterName(9080, "v1", "svc-"+strconv.Itoa(i)+".default.svc.cluster.local")
+				s.Clusters[names[i]] = &snapshot.Cluster{Name: names[i]}
+			}
+			m := NewManager(Options{})
+			defer m.Close()
+			m.Update(s)
+			for _, name := range names {
+				m.Cluster(name)
+			}
+			for i := 0; b.Loop(); i++ {
+				if m.Cluster(names[i%n]) == nil {
+					b.Fatal("cluster missing")
+				}
+			}
+		})
+	}
+}
+
+// TestActivatedClustersPublished checks that clusters made live reach the
+// lock-free read map after a bounded number of locked lookups, and that
+// an Update publishes them all.
+func TestActivatedClustersPublished(t *testing.T) {
+	s := &snapshot.Snapshot{Clusters: map[string]*snapshot.Cluster{}}
+	var names []string
+	for i := range 100 {
+		n := snapshot.ClusterName(9080, "", "svc-"+strconv.Itoa(i)+".default.svc.cluster.local")
+		s.Clusters[n] = &snapshot.Cluster{Name: n}
+		names = append(names, n)
+	}
+	m := NewManager(Options{})
+	defer m.Close()
+	m.Update(s)
+	for _, n := range names {
+		m.Cluster(n)
+	}
+	last := names[len(names)-1]
+	for range len(names)/8 + 1 {
+		m.Cluster(last)
+	}
+	if (*m.read.Load())[last] == nil {
+		t.Errorf("%s still unpublished after %d lookups", last, len(names)/8+1)
+	}
+	m.Update(s)
+	if got := len(*m.read.Load()); got != len(names) {
+		t.Errorf("after Update the read map holds %d clusters; want %d", got, len(names))
 	}
 }
