@@ -6,8 +6,10 @@ import (
 	"errors"
 	"io"
 	"net"
+	"log"
 	"net/http"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -440,11 +442,11 @@ func (hc *h1conn) handle(hr *h1req) {
 	info := hr.info
 	w := &hc.resp
 	w.reset(&hr.req, info.close)
-	hc.h.serveHTTP(w, &hr.req, hc.ci, 0)
-	keep := w.finish()
-	hc.hijacked = w.hijacked
+	ok := hc.serveSafely(w, &hr.req)
+	keep := ok && w.finish()
+	hc.hijacked = ok && w.hijacked
 	if !hc.hijacked && (info.length > 0 || info.chunked) && !hr.body.done {
-		keep = hr.body.discard() && keep
+		keep = keep && hr.body.discard()
 		if !hr.body.done {
 			hc.bodyDone()
 		}
@@ -482,4 +484,18 @@ func (hc *h1conn) serveH2() {
 	}
 	hc.r = hc.w
 	hc.h.serveStd(&PeekedConn{Conn: hc.c, pending: pending}, hc.ci)
+}
+
+// serveSafely runs the chain, and like net/http's server turns a panic
+// into a log line and a closed connection instead of a dead process; it
+// reports whether the chain returned normally.
+func (hc *h1conn) serveSafely(w *h1writer, r *http.Request) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			log.Printf("remora: panic serving %s: %v\n%s", hc.remote, v, debug.Stack())
+			ok = false
+		}
+	}()
+	hc.h.serveHTTP(w, r, hc.ci, 0)
+	return true
 }

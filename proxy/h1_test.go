@@ -3,9 +3,12 @@ package proxy
 import (
 	"bufio"
 	"io"
+	"log"
 	"net"
 	"net/http"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -160,3 +163,34 @@ func TestH1ClientGoneCancelsUpstream(t *testing.T) {
 		t.Fatal("the upstream request outlived its client")
 	}
 }
+
+// TestH1PanicRecovered: a panic in the chain (here: no upstream manager)
+// closes that connection and is logged, as net/http's server does; the
+// proxy keeps serving.
+func TestH1PanicRecovered(t *testing.T) {
+	p := startProxy(t, 80, serviceEntry("a", 80, "HTTP", newBackend(t, "v1", nil)))
+	var logged strings.Builder
+	var mu sync.Mutex
+	log.SetOutput(writerFunc(func(b []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return logged.Write(b) }))
+	t.Cleanup(func() { log.SetOutput(os.Stderr) })
+	up := p.h.Upstream
+	p.configure(func(h *HTTPServer) { h.Upstream = nil })
+	c, br := rawConn(t, p)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	if _, err := http.ReadResponse(br, nil); err == nil {
+		t.Fatal("an answer after a panic")
+	}
+	mu.Lock()
+	if !strings.Contains(logged.String(), "panic serving") {
+		t.Fatalf("log: %q", logged.String())
+	}
+	mu.Unlock()
+	p.configure(func(h *HTTPServer) { h.Upstream = up })
+	if code, _, body := p.get(t, p.client(), "a", "/"); code != 200 || body != "v1" {
+		t.Fatalf("after the panic: %d %q", code, body)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
