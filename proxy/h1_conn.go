@@ -442,7 +442,7 @@ func (hc *h1conn) handle(hr *h1req) {
 	info := hr.info
 	w := &hc.resp
 	w.reset(&hr.req, info.close)
-	ok := hc.serveSafely(w, &hr.req)
+	ok := hc.serveSafely(w, &hr.req, 0)
 	keep := ok && w.finish()
 	hc.hijacked = ok && w.hijacked
 	if !hc.hijacked && (info.length > 0 || info.chunked) && !hr.body.done {
@@ -470,8 +470,9 @@ func (hc *h1conn) reject(status int) {
 	hr.url.Path, r.URL, r.Header, r.Body, r.RemoteAddr = "/", &hr.url, http.Header{}, http.NoBody, hc.remote
 	w := &hc.resp
 	w.reset(r, true)
-	hc.h.serveHTTP(w, r, hc.ci, status)
-	w.finish()
+	if hc.serveSafely(w, r, status) {
+		w.finish()
+	}
 	w.release()
 }
 
@@ -489,13 +490,13 @@ func (hc *h1conn) serveH2() {
 // serveSafely runs the chain, and like net/http's server turns a panic
 // into a log line and a closed connection instead of a dead process; it
 // reports whether the chain returned normally.
-func (hc *h1conn) serveSafely(w *h1writer, r *http.Request) (ok bool) {
+func (hc *h1conn) serveSafely(w *h1writer, r *http.Request, reject int) (ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			log.Printf("remora: panic serving %s: %v\n%s", hc.remote, v, debug.Stack())
 			ok = false
 		}
 	}()
-	hc.h.serveHTTP(w, r, hc.ci, 0)
+	hc.h.serveHTTP(w, r, hc.ci, reject)
 	return true
 }
