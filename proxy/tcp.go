@@ -16,10 +16,6 @@ import (
 // moved in either direction for this long (Istio's tcp_proxy default).
 const DefaultIdleTimeout = time.Hour
 
-// copyChunk is how many bytes one splice pass moves before the copier
-// publishes its byte count.
-const copyChunk = 4 << 20
-
 // TCPResult is what one proxied TCP connection moved.
 type TCPResult struct {
 	// Received counts bytes from downstream to upstream, Sent bytes from
@@ -38,12 +34,11 @@ type TCPResult struct {
 // direction closes both. A *PeekedConn's pending bytes are written
 // upstream first; then, between two *net.TCPConn (directly or under a
 // *PeekedConn, *upstream.Conn or NetConn wrapper) the copy is a kernel
-// splice. idle
-// closes the connection when no data moved for that long (zero means
-// DefaultIdleTimeout, negative means never); it is checked by one timer,
-// not per-read deadlines, using the kernel's TCP_INFO where available
-// (its ages have jiffy resolution, so the close may come a few
-// milliseconds early).
+// splice through a 1 MiB pipe on Linux. idle closes the connection when
+// no data moved for that long (zero means DefaultIdleTimeout, negative
+// means never); it is checked by one timer, not per-read deadlines,
+// using the kernel's TCP_INFO where available (its ages have jiffy
+// resolution, so the close may come a few milliseconds early).
 // ForwardTCP blocks until the connection is done; closing either conn
 // from elsewhere ends it.
 func ForwardTCP(down, up net.Conn, idle time.Duration) TCPResult {
@@ -149,8 +144,8 @@ func (c *copier) run(done chan struct{}) {
 	}
 }
 
-// copy moves the bytes, splicing between TCP sockets once any peeked
-// bytes are written. It returns nil at EOF.
+// copy moves the bytes, splicing between TCP sockets (spliceCopy) once
+// any peeked bytes are written. It returns nil at EOF.
 func (c *copier) copy() error {
 	src := c.src
 	if len(c.pending) > 0 {
@@ -163,19 +158,16 @@ func (c *copier) copy() error {
 	}
 	dtc, stc := tcpConn(c.dst), tcpConn(src)
 	if dtc == nil || stc == nil {
-		_, err := io.Copy(c.dst, &activityReader{c: c, r: src})
+		_, err := io.Copy(c.dst, &activityReader{r: src, moved: c.moved})
 		return err
 	}
-	for {
-		n, err := dtc.ReadFrom(&io.LimitedReader{R: stc, N: copyChunk})
-		c.n.Add(n)
-		if n > 0 {
-			c.f.touch()
-		}
-		if err != nil || n < copyChunk {
-			return err
-		}
-	}
+	return spliceCopy(dtc, stc, c.moved)
+}
+
+// moved counts n bytes copied and records the activity.
+func (c *copier) moved(n int64) {
+	c.n.Add(n)
+	c.f.touch()
 }
 
 // closeWrite half-closes c, through wrappers that lack CloseWrite.
@@ -189,18 +181,17 @@ func closeWrite(c net.Conn) error {
 	return errors.ErrUnsupported
 }
 
-// activityReader counts bytes and records activity for copies that
+// activityReader reports every read's size to moved, for copies that
 // cannot splice.
 type activityReader struct {
-	c *copier
-	r io.Reader
+	r     io.Reader
+	moved func(n int64)
 }
 
 func (a *activityReader) Read(p []byte) (int, error) {
 	n, err := a.r.Read(p)
 	if n > 0 {
-		a.c.n.Add(int64(n))
-		a.c.f.touch()
+		a.moved(int64(n))
 	}
 	return n, err
 }

@@ -53,7 +53,7 @@ func TestForwardTCPHalfClose(t *testing.T) {
 
 func TestForwardTCPBulkSplice(t *testing.T) {
 	client, server, res := forwarded(t, 0)
-	const size = 3*copyChunk + 12345
+	const size = 3<<20 + 12345 // several full splice pipes and a partial one
 	payload := bytes.Repeat([]byte("0123456789abcdef"), size/16+1)[:size]
 	go func() {
 		client.Write(payload)

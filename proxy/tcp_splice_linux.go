@@ -1,0 +1,163 @@
+package proxy
+
+import (
+	"net"
+	"os"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// pipeSize is the capacity asked of each splice pipe: fs.pipe-max-size's
+// default, the most an unprivileged process may set, so one splice in
+// and one out can move up to 1 MiB.
+const pipeSize = 1 << 20
+
+// maxIdlePipes bounds the empty pipes kept for later connections (two
+// descriptors each; an empty pipe holds no pages).
+const maxIdlePipes = 32
+
+// A splicePipe is a kernel pipe one direction's bytes pass through.
+type splicePipe struct {
+	r, w int
+	cap  int // capacity in bytes
+}
+
+// idlePipes keeps empty pipes, so a short connection does not pay
+// pipe2, fcntl and two closes per direction.
+var idlePipes struct {
+	sync.Mutex
+	free []*splicePipe
+}
+
+func getPipe() (*splicePipe, error) {
+	idlePipes.Lock()
+	if n := len(idlePipes.free); n > 0 {
+		p := idlePipes.free[n-1]
+		idlePipes.free = idlePipes.free[:n-1]
+		idlePipes.Unlock()
+		return p, nil
+	}
+	idlePipes.Unlock()
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		return nil, os.NewSyscallError("pipe2", err)
+	}
+	p := &splicePipe{r: fds[0], w: fds[1], cap: 64 << 10}
+	// Over the user's pipe quota the default 64 KiB pipe still works,
+	// with more syscalls per byte.
+	if n, err := unix.FcntlInt(uintptr(p.w), unix.F_SETPIPE_SZ, pipeSize); err == nil {
+		p.cap = n
+	}
+	return p, nil
+}
+
+// putPipe keeps an empty pipe for reuse and closes one that still holds
+// bytes (its copy failed midway) or that the pool has no room for.
+func putPipe(p *splicePipe, empty bool) {
+	if empty {
+		idlePipes.Lock()
+		if len(idlePipes.free) < maxIdlePipes {
+			idlePipes.free = append(idlePipes.free, p)
+			idlePipes.Unlock()
+			return
+		}
+		idlePipes.Unlock()
+	}
+	unix.Close(p.r)
+	unix.Close(p.w)
+}
+
+// rawSplice is one non-blocking splice(2) of up to n bytes from in to
+// out. It is a raw syscall: with both ends non-blocking it cannot block,
+// so the runtime need not hand this thread's P to another thread while
+// it runs (an ordinary syscall that outlasts 20µs does, at the cost of a
+// futex wake and a context switch per chunk).
+func rawSplice(out, in, n int) (int, error) {
+	for {
+		r, _, e := unix.RawSyscall6(unix.SYS_SPLICE, uintptr(in), 0, uintptr(out), 0, uintptr(n),
+			unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		switch e {
+		case 0:
+			return int(r), nil
+		case unix.EINTR:
+			continue
+		}
+		return 0, e
+	}
+}
+
+// spliceCopy moves bytes from src to dst through a pipe, never through
+// user memory, until src's EOF (it returns nil) or an error, calling
+// moved with each chunk's size once the chunk is written. Waits for
+// readiness go through Go's poller, so a deadline or a Close from
+// another goroutine ends it as it ends a Read.
+func spliceCopy(dst, src *net.TCPConn, moved func(n int64)) error {
+	rc, err := src.SyscallConn()
+	if err != nil {
+		return err
+	}
+	wc, err := dst.SyscallConn()
+	if err != nil {
+		return err
+	}
+	p, err := getPipe()
+	if err != nil {
+		return err
+	}
+	inPipe := 0
+	defer func() { putPipe(p, inPipe == 0) }()
+	for {
+		if inPipe, err = spliceIn(rc, p); err != nil || inPipe == 0 {
+			return opError("read", src, err)
+		}
+		n := inPipe
+		if inPipe, err = spliceOut(wc, p, inPipe); err != nil {
+			return opError("write", dst, err)
+		}
+		moved(int64(n))
+	}
+}
+
+// spliceIn fills p from the socket behind rc with what is queued,
+// waiting until something is; 0 bytes and no error is EOF.
+func spliceIn(rc syscall.RawConn, p *splicePipe) (n int, err error) {
+	var serr error
+	if err := rc.Read(func(fd uintptr) bool {
+		n, serr = rawSplice(p.w, int(fd), p.cap)
+		return serr != unix.EAGAIN
+	}); err != nil {
+		return 0, err
+	}
+	return n, serr
+}
+
+// spliceOut writes the n bytes in p to the socket behind wc, waiting
+// for room as needed; it returns how many are left in p.
+func spliceOut(wc syscall.RawConn, p *splicePipe, n int) (left int, err error) {
+	for n > 0 {
+		var m int
+		var serr error
+		if err := wc.Write(func(fd uintptr) bool {
+			m, serr = rawSplice(int(fd), p.r, n)
+			return serr != unix.EAGAIN
+		}); err != nil {
+			return n, err
+		}
+		if serr != nil {
+			return n, serr
+		}
+		n -= m
+	}
+	return 0, nil
+}
+
+// opError wraps a splice errno as net.Conn's Read and Write would; nil
+// and errors the poller already wrapped pass through.
+func opError(op string, c net.Conn, err error) error {
+	if errno, ok := err.(syscall.Errno); ok {
+		return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("splice", errno)}
+	}
+	return err
+}
