@@ -1,6 +1,9 @@
 // Package tcp benchmarks TCP bulk transfer through three paths in one
 // run: direct loopback, a plain Go io.Copy proxy (a separate process),
-// and a real `remora run` process forwarding a captured connection.
+// and a real `remora run` process forwarding a captured connection. Its
+// parts are bench/internal/tcpbulk's, the same the suite's scenario (d)
+// uses; this benchmark runs unpinned, one case at a time, for profiling
+// (the suite's table is the comparison to quote).
 //
 // The remora path needs what a sidecar has: `remora iptables` in a
 // network namespace the benchmark creates, remora running as uid 1337,

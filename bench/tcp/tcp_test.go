@@ -18,13 +18,14 @@ import (
 
 	"github.com/vishvananda/netns"
 
+	"github.com/remora-mesh/remora/bench/internal/tcpbulk"
 	"github.com/remora-mesh/remora/internal/testns"
 )
 
 const (
 	helperEnv = "REMORA_BENCH_HELPER"
 	chunk     = 1 << 20 // bytes per benchmark iteration
-	vip       = "198.18.0.11:9000"
+	vip       = tcpbulk.VIP
 	health    = "127.0.0.1:25021"
 )
 
@@ -35,8 +36,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// goProxy is the plain Go proxy: io.Copy both ways, half-close on EOF.
-// It listens on $REMORA_BENCH_LISTEN (default 127.0.0.1:0).
+// goProxy runs tcpbulk.Proxy, the plain Go proxy, on
+// $REMORA_BENCH_LISTEN (default 127.0.0.1:0).
 func goProxy(target string) int {
 	addr := os.Getenv("REMORA_BENCH_LISTEN")
 	if addr == "" {
@@ -49,25 +50,8 @@ func goProxy(target string) int {
 	}
 	fmt.Println(ln.Addr())
 	go func() { io.Copy(io.Discard, os.Stdin); os.Exit(0) }()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return 1
-		}
-		go func() {
-			defer c.Close()
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				return
-			}
-			defer u.Close()
-			done := make(chan struct{})
-			go func() { io.Copy(u, c); u.(*net.TCPConn).CloseWrite(); close(done) }()
-			io.Copy(c, u)
-			c.(*net.TCPConn).CloseWrite()
-			<-done
-		}()
-	}
+	tcpbulk.Proxy(ln, target)
+	return 1
 }
 
 // world is where the benchmark runs: a namespace (root) or the host.
@@ -139,7 +123,7 @@ func setup(b *testing.B) *world {
 	}
 	b.Cleanup(func() { ln.Close() })
 	w.sink = ln.Addr().String()
-	go discard(ln)
+	go tcpbulk.Sink(ln)
 	return w
 }
 
@@ -159,81 +143,42 @@ func mustRun(b *testing.B, name string, args ...string) {
 	}
 }
 
-// discard reads every connection to EOF and answers with the count.
-func discard(ln net.Listener) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer c.Close()
-			n, _ := io.Copy(io.Discard, c)
-			fmt.Fprintf(c, "%d\n", n)
-		}()
-	}
-}
-
 // transfer sends n bytes over one connection to addr and waits for the
 // sink to confirm them.
-func transfer(b *testing.B, w *world, addr string, n int64) {
+func transfer(b *testing.B, w *world, addr string, n int64) time.Duration {
 	c, err := w.dial(addr)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	buf := make([]byte, 256<<10)
-	for sent := int64(0); sent < n; {
-		k := int(min(int64(len(buf)), n-sent))
-		if _, err := c.Write(buf[:k]); err != nil {
-			b.Fatal(err)
-		}
-		sent += int64(k)
-	}
-	c.(*net.TCPConn).CloseWrite()
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if got, _ := strconv.ParseInt(strings.TrimSpace(line), 10, 64); err != nil || got != n {
-		b.Fatalf("sink got %q, %v; want %d bytes", line, err, n)
-	}
-}
-
-// cpuTimes is a process's user and system CPU time from /proc/PID/stat.
-func cpuTimes(pid int) (user, sys time.Duration) {
-	if pid == 0 {
-		return 0, 0
-	}
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	el, err := tcpbulk.Send(c.(*net.TCPConn), n)
 	if err != nil {
-		return 0, 0
+		b.Fatal(err)
 	}
-	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut) * time.Second / 100, time.Duration(st) * time.Second / 100 // USER_HZ
+	return el
 }
 
 func measure(b *testing.B, w *world, addr string, pid int) {
 	n := int64(b.N) * chunk
 	b.SetBytes(chunk)
-	u0, s0 := cpuTimes(pid)
+	u0, s0 := tcpbulk.CPUTimes(pid)
 	b.ResetTimer()
-	start := time.Now()
-	transfer(b, w, addr, n)
-	el := time.Since(start)
+	el := transfer(b, w, addr, n)
 	b.StopTimer()
-	gib := float64(n) / (1 << 30)
-	b.ReportMetric(float64(n)/(1<<20)/el.Seconds(), "MiB/s")
-	u1, s1 := cpuTimes(pid)
-	b.ReportMetric((u1-u0+s1-s0).Seconds()/gib, "proxy-cpu-s/GiB")
-	b.ReportMetric((u1-u0).Seconds()/gib, "user-s/GiB")
+	u1, s1 := tcpbulk.CPUTimes(pid)
+	mibps, cpu := tcpbulk.Rate(n, el, u1-u0+s1-s0)
+	_, user := tcpbulk.Rate(n, el, u1-u0)
+	b.ReportMetric(mibps, "MiB/s")
+	b.ReportMetric(cpu, "proxy-cpu-s/GiB")
+	b.ReportMetric(user, "user-s/GiB")
 }
 
 func BenchmarkTCPBulk(b *testing.B) {
 	w := setup(b)
 	b.Cleanup(func() { cleanupRemora() })
-	// Start remora first: its capture rules load conntrack for the whole
-	// namespace, so every case below pays the same per-packet netfilter
-	// cost, as any proxy in a captured pod does.
+	// direct and goproxy run before the capture rules exist (no
+	// conntrack); goproxy-captured and remora after, through the same
+	// REDIRECT and conntrack, so compare remora with goproxy-captured.
 	b.Run("direct", func(b *testing.B) { measure(b, w, w.sink, 0) })
 	b.Run("goproxy", func(b *testing.B) {
 		addr, pid := startGoProxy(b, w, 0, "")
@@ -331,17 +276,7 @@ func captureRules(b *testing.B, w *world) (bin, cfg string) {
 	_, port, _ := net.SplitHostPort(w.sink)
 	cfg = filepath.Join(w.dir, "config")
 	os.Mkdir(cfg, 0o755)
-	se := `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: sink}
-spec:
-  hosts: [sink.bench.test]
-  addresses: [198.18.0.11]
-  ports: [{number: 9000, name: tcp, protocol: TCP, targetPort: ` + port + `}]
-  resolution: STATIC
-  endpoints: [{address: 127.0.0.1}]
-`
-	if err := os.WriteFile(filepath.Join(cfg, "se.yaml"), []byte(se), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(cfg, "se.yaml"), []byte(tcpbulk.ServiceEntry(port)), 0o644); err != nil {
 		b.Fatal(err)
 	}
 	mustRun(b, bin, "iptables", "--netns", w.ns)

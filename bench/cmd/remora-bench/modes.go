@@ -12,8 +12,9 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/remora-mesh/remora/bench/internal/tcpbulk"
 )
 
 // The suite re-executes its own binary for every helper process, so each
@@ -133,7 +134,7 @@ func modeSpin(args []string) int {
 	}
 }
 
-// modeTCPSink reads each connection to EOF and answers with the count.
+// modeTCPSink is tcpbulk.Sink on a fresh loopback port.
 func modeTCPSink(args []string) int {
 	ln, err := listenPrint()
 	if err != nil {
@@ -141,53 +142,29 @@ func modeTCPSink(args []string) int {
 		return 1
 	}
 	exitOnStdinEOF()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return 1
-		}
-		go func() {
-			defer c.Close()
-			n, _ := io.Copy(io.Discard, c)
-			fmt.Fprintf(c, "%d\n", n)
-		}()
-	}
+	return exitErr(tcpbulk.Sink(ln))
 }
 
-// modeTCPProxy is the plain Go TCP peer: io.Copy both ways, half-close on
-// EOF. args: target address.
+// modeTCPProxy is the plain Go TCP peer, tcpbulk.Proxy. args: target
+// address, then optionally the address to listen on (default a fresh
+// loopback port).
 func modeTCPProxy(args []string) int {
-	ln, err := listenPrint()
+	listen := "127.0.0.1:0"
+	if len(args) > 1 {
+		listen = args[1]
+	}
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	fmt.Println(ln.Addr())
 	exitOnStdinEOF()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return 1
-		}
-		go pipeTCP(c.(*net.TCPConn), args[0])
-	}
+	return exitErr(tcpbulk.Proxy(ln, args[0]))
 }
 
-func pipeTCP(c *net.TCPConn, target string) {
-	defer c.Close()
-	u, err := net.Dial("tcp", target)
-	if err != nil {
-		return
-	}
-	defer u.Close()
-	done := make(chan struct{})
-	go func() { _, _ = io.Copy(u, c); _ = u.(*net.TCPConn).CloseWrite(); close(done) }()
-	_, _ = io.Copy(c, u)
-	_ = c.CloseWrite()
-	<-done
-}
-
-// modeTCPClient sends args[1] bytes to args[0] over one connection, waits
-// for the sink's count and prints the elapsed seconds.
+// modeTCPClient sends args[1] bytes to args[0] over one connection with
+// tcpbulk.Send and prints the elapsed seconds.
 func modeTCPClient(args []string) int {
 	n, _ := strconv.ParseInt(args[1], 10, 64)
 	c, err := net.DialTimeout("tcp", args[0], 5*time.Second)
@@ -196,23 +173,12 @@ func modeTCPClient(args []string) int {
 		return 1
 	}
 	defer c.Close()
-	buf := make([]byte, 256<<10)
-	start := time.Now()
-	for sent := int64(0); sent < n; {
-		k := int(min(int64(len(buf)), n-sent))
-		if _, err := c.Write(buf[:k]); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		sent += int64(k)
-	}
-	_ = c.(*net.TCPConn).CloseWrite()
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if got, _ := strconv.ParseInt(strings.TrimSpace(line), 10, 64); err != nil || got != n {
-		fmt.Fprintf(os.Stderr, "sink got %q, %v; want %d bytes\n", line, err, n)
+	el, err := tcpbulk.Send(c.(*net.TCPConn), n)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	fmt.Printf("%.6f\n", time.Since(start).Seconds())
+	fmt.Printf("%.6f\n", el.Seconds())
 	return 0
 }
 

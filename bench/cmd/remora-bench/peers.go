@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/remora-mesh/remora/bench/internal/tcpbulk"
 )
 
 // benchHost is the Host every load generator sends; remora routes by it.
@@ -187,9 +189,9 @@ const nginxTCP = `  server { listen %[3]s reuseport; proxy_pass %[2]s; proxy_hal
 
 // startNginx runs nginx pinned to cpu in front of backend; tcp selects
 // the stream (L4) proxy instead of HTTP. ns, when set, runs it in that
-// network namespace.
+// network namespace (listenAddr says where it listens).
 func startNginx(dir string, cpu int, backend string, tcp bool, ns string) (*proc, string, error) {
-	addr := "127.0.0.1:" + strconv.Itoa(freePort())
+	addr := listenAddr(tcp, ns)
 	block, body, mod := "http", fmt.Sprintf(nginxHTTP, dir, backend, addr), ""
 	if tcp {
 		block, body = "stream", fmt.Sprintf(nginxTCP, dir, backend, addr)
@@ -229,7 +231,7 @@ backend be
 
 // startHAProxy runs HAProxy pinned to cpu in front of backend.
 func startHAProxy(dir string, cpu int, backend string, tcp bool, ns string) (*proc, string, error) {
-	addr := "127.0.0.1:" + strconv.Itoa(freePort())
+	addr := listenAddr(tcp, ns)
 	mode, opts := "http", "  option http-keep-alive\n  http-reuse always"
 	if tcp {
 		mode, opts = "tcp", ""
@@ -243,6 +245,16 @@ func startHAProxy(dir string, cpu int, backend string, tcp bool, ns string) (*pr
 		return nil, "", err
 	}
 	return p, addr, nil
+}
+
+// listenAddr is where a peer proxy listens: a TCP proxy in a captured
+// namespace takes the capture port, as a sidecar does; anything else a
+// free loopback port.
+func listenAddr(tcp bool, ns string) string {
+	if tcp && ns != "" {
+		return "127.0.0.1:" + tcpbulk.CapturePort
+	}
+	return "127.0.0.1:" + strconv.Itoa(freePort())
 }
 
 // inNS prefixes argv with `ip netns exec NS` when ns is set.

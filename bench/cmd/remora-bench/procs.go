@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/remora-mesh/remora/bench/internal/tcpbulk"
 )
 
 // proc is a helper or proxy process the suite started and owns.
@@ -137,21 +139,11 @@ func freePort() int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// cpuTime is a process's user+system CPU seconds (all threads) from
-// /proc/PID/stat; pid 0 is no process and costs nothing.
+// cpuTime is a process's user+system CPU seconds (all threads); pid 0
+// is no process and costs nothing.
 func cpuTime(pid int) float64 {
-	if pid == 0 {
-		return 0
-	}
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(data)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return float64(ut+st) / 100 // USER_HZ
+	u, sys := tcpbulk.CPUTimes(pid)
+	return (u + sys).Seconds()
 }
 
 // memKB returns VmRSS and VmHWM (peak RSS) of pid in KiB.

@@ -138,14 +138,19 @@ func (s *suite) tcpTable(b *strings.Builder) {
 	if len(s.tcp) == 0 {
 		return
 	}
-	b.WriteString("## (d) TCP bulk, one connection\n\n| target | MiB/s | × direct | proxy CPU-s per GiB |\n|---|---|---|---|\n")
-	direct := s.tcp[0].mibps
+	b.WriteString("## (d) TCP bulk, one connection\n\n| target | MiB/s | × direct | proxy CPU-s per GiB | remora's CPU per GiB ÷ this |\n|---|---|---|---|---|\n")
+	direct, remora := s.tcp[0].mibps, 0.0
 	for _, t := range s.tcp {
-		cpu := "—"
-		if t.name != "direct" {
-			cpu = fmt.Sprintf("%.3f", t.cpuPerGiB)
+		if t.name == "remora" {
+			remora = t.cpuPerGiB
 		}
-		fmt.Fprintf(b, "| %s | %.0f | %s | %s |\n", t.name, t.mibps, ratio(t.mibps, direct), cpu)
+	}
+	for _, t := range s.tcp {
+		cpu, vs := "—", "—"
+		if t.name != "direct" {
+			cpu, vs = fmt.Sprintf("%.3f", t.cpuPerGiB), ratio(remora, t.cpuPerGiB)
+		}
+		fmt.Fprintf(b, "| %s | %.0f | %s | %s | %s |\n", t.name, t.mibps, ratio(t.mibps, direct), cpu, vs)
 	}
 	b.WriteString("\n")
 }

@@ -11,13 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-)
 
-// tcpVIP is the TCP ServiceEntry's address: the client connects to it,
-// iptables redirects the connection to remora's 15001, and remora's real
-// TCP path (original destination, registry, cluster dial, splice)
-// forwards it to the sink.
-const tcpVIP = "198.18.0.11:9000"
+	"github.com/remora-mesh/remora/bench/internal/tcpbulk"
+)
 
 // tcpResult is one TCP target's medians.
 type tcpResult struct {
@@ -26,9 +22,10 @@ type tcpResult struct {
 	cpuPerGiB float64
 }
 
-// tcpTarget is a TCP path to the sink.
+// tcpTarget is a TCP path to a sink.
 type tcpTarget struct {
 	name string
+	ns   string // the namespace the client runs in; "" the host
 	addr string
 	pid  int
 	runs []float64 // MiB/s
@@ -36,91 +33,106 @@ type tcpTarget struct {
 }
 
 // tcpBulk measures scenario (d): one connection sending bulk data to a
-// sink that counts it, direct and through each proxy. With root it runs
-// in a network namespace where remora forwards captured traffic (a
-// non-redirected connection to 15001 is an explicit HTTP proxy, not a
-// TCP one); without root remora is left out.
+// sink that counts it (bench/internal/tcpbulk), direct and through each
+// proxy. With root every proxy gets a network namespace of its own with
+// remora's capture rules and a sink, listens on the capture port as a
+// sidecar does, and the client connects to the ServiceEntry VIP: each
+// proxy then pays the same REDIRECT and conntrack work. Without root the
+// peers listen on loopback ports and remora, whose TCP path needs
+// captured traffic, is left out.
 func (s *suite) tcpBulk() error {
-	ns := ""
-	if os.Getuid() == 0 && have("ip", "iptables", "setpriv") {
-		var err error
-		if ns, err = s.makeNS(); err != nil {
-			s.note(fmt.Sprintf("no network namespace (%v): remora TCP skipped", err))
-			ns = ""
-		}
-	} else {
-		s.note("not root: remora's TCP path needs captured traffic (iptables in a namespace); remora TCP skipped")
+	captured := os.Getuid() == 0 && have("ip", "iptables", "setpriv")
+	if !captured {
+		s.note("not root: remora's TCP path needs captured traffic (iptables in a namespace); remora TCP skipped, peers uncaptured")
 	}
-	sinkArgv := inNS(ns, pinned(s.loadCPU, s.self(), "tcpsink")...)
-	sp, out, err := start(s.dir, "tcpsink", nil, sinkArgv...)
+	var targets []*tcpTarget
+	for _, name := range []string{"direct", "remora", "go-io.Copy", "nginx", "haproxy"} {
+		if name == "remora" && !captured || name == "nginx" && !have("nginx") || name == "haproxy" && !have("haproxy") {
+			continue
+		}
+		t, err := s.startTCPTarget(name, captured)
+		if err != nil {
+			return fmt.Errorf("tcp %s: %w", name, err)
+		}
+		targets = append(targets, t)
+	}
+	return s.tcpRounds(targets)
+}
+
+// startTCPTarget makes name's namespace (when captured), its sink and
+// its proxy.
+func (s *suite) startTCPTarget(name string, captured bool) (*tcpTarget, error) {
+	t := &tcpTarget{name: name}
+	if captured {
+		var err error
+		if t.ns, err = s.makeNS(); err != nil {
+			return nil, err
+		}
+		if out, err := exec.Command(s.remora, "iptables", "--netns", t.ns).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("remora iptables: %v: %s", err, out)
+		}
+	}
+	sp, out, err := start(s.dir, "tcpsink-"+name, nil, inNS(t.ns, pinned(s.loadCPU, s.self(), "tcpsink")...)...)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.procs = append(s.procs, sp)
 	sink, err := readLine(out, 10*time.Second)
 	if err != nil {
-		return fmt.Errorf("tcp sink: %w", err)
+		return nil, fmt.Errorf("sink: %w", err)
 	}
-	targets := []*tcpTarget{{name: "direct", addr: sink}}
-	if ns != "" {
-		pid, err := s.startTCPRemora(ns, sink)
-		if err != nil {
-			return err
+	var p *proc
+	switch name {
+	case "direct":
+		t.addr = sink
+		return t, nil
+	case "remora":
+		p, err = s.startTCPRemora(t.ns, sink)
+		t.addr = tcpbulk.VIP
+	case "go-io.Copy":
+		argv := inNS(t.ns, pinned(s.proxyCPU, s.self(), "tcpproxy", sink, listenAddr(true, t.ns))...)
+		p, out, err = start(s.dir, "tcpproxy", []string{"GOMAXPROCS=1"}, argv...)
+		if err == nil {
+			t.addr, err = readLine(out, 10*time.Second)
 		}
-		targets = append(targets, &tcpTarget{name: "remora", addr: tcpVIP, pid: pid})
+	case "nginx":
+		p, t.addr, err = startNginx(s.dir, s.proxyCPU, sink, true, t.ns)
+	case "haproxy":
+		p, t.addr, err = startHAProxy(s.dir, s.proxyCPU, sink, true, t.ns)
 	}
-	add := func(name string, p *proc, addr string, err error) error {
-		if err != nil {
-			return err
-		}
-		s.procs = append(s.procs, p)
-		targets = append(targets, &tcpTarget{name: name, addr: addr, pid: p.pid()})
-		return nil
-	}
-	if have("nginx") {
-		p, a, err := startNginx(s.dir, s.proxyCPU, sink, true, ns)
-		if err := add("nginx", p, a, err); err != nil {
-			return err
-		}
-	}
-	if have("haproxy") {
-		p, a, err := startHAProxy(s.dir, s.proxyCPU, sink, true, ns)
-		if err := add("haproxy", p, a, err); err != nil {
-			return err
-		}
-	}
-	gp, gout, err := start(s.dir, "tcpproxy", []string{"GOMAXPROCS=1"}, inNS(ns, pinned(s.proxyCPU, s.self(), "tcpproxy", sink)...)...)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	ga, err := readLine(gout, 10*time.Second)
-	if err := add("go-io.Copy", gp, ga, err); err != nil {
-		return err
+	s.procs = append(s.procs, p)
+	if t.pid = p.pid(); captured {
+		t.addr = tcpbulk.VIP
 	}
-	return s.tcpRounds(ns, targets)
+	return t, nil
 }
 
-func (s *suite) tcpRounds(ns string, targets []*tcpTarget) error {
-	size := int64(512 << 20)
+func (s *suite) tcpRounds(targets []*tcpTarget) error {
+	// CPU time comes in 10 ms ticks: a transfer of 1 GiB or more keeps
+	// the tick within a few percent of a proxy's CPU per GiB.
+	size := int64(2 << 30)
 	if s.quick {
-		size = 256 << 20
+		size = 1 << 30
 	}
 	for _, t := range targets { // warm up and wait until each path works
-		if err := s.waitTCPPath(ns, t.addr); err != nil {
+		if err := s.waitTCPPath(t.ns, t.addr); err != nil {
 			return fmt.Errorf("tcp %s: %w", t.name, err)
 		}
 	}
 	for round := 1; round <= s.rounds; round++ {
 		s.logf("tcp round %d, load average %s", round, loadAvg())
 		for _, t := range targets {
-			cpu0 := cpuTime(t.pid)
-			secs, err := s.tcpClient(ns, t.addr, size)
+			u0, s0 := tcpbulk.CPUTimes(t.pid)
+			secs, err := s.tcpClient(t.ns, t.addr, size)
 			if err != nil {
 				return fmt.Errorf("tcp %s: %w", t.name, err)
 			}
-			gib := float64(size) / (1 << 30)
-			t.runs = append(t.runs, float64(size)/(1<<20)/secs)
-			t.cpus = append(t.cpus, (cpuTime(t.pid)-cpu0)/gib)
+			u1, s1 := tcpbulk.CPUTimes(t.pid)
+			mibps, cpu := tcpbulk.Rate(size, time.Duration(secs*float64(time.Second)), u1-u0+s1-s0)
+			t.runs, t.cpus = append(t.runs, mibps), append(t.cpus, cpu)
 		}
 	}
 	for _, t := range targets {
@@ -179,42 +191,25 @@ func (s *suite) makeNS() (string, error) {
 	return ns, nil
 }
 
-// startTCPRemora installs remora's iptables rules in ns and runs remora
-// there as uid 1337 with a TCP ServiceEntry for the sink.
-func (s *suite) startTCPRemora(ns, sink string) (int, error) {
+// startTCPRemora runs remora in ns as uid 1337 (the uid the capture
+// rules exempt) with a TCP ServiceEntry for the sink.
+func (s *suite) startTCPRemora(ns, sink string) (*proc, error) {
 	port := sink[strings.LastIndexByte(sink, ':')+1:]
 	cfg := filepath.Join(s.dir, "mesh-tcp")
 	os.MkdirAll(cfg, 0o755)
-	se := `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: sink}
-spec:
-  hosts: [sink.bench.test]
-  addresses: [198.18.0.11]
-  ports: [{number: 9000, name: tcp, protocol: TCP, targetPort: ` + port + `}]
-  resolution: STATIC
-  endpoints: [{address: 127.0.0.1}]
-`
-	if err := os.WriteFile(filepath.Join(cfg, "se.yaml"), []byte(se), 0o644); err != nil {
-		return 0, err
+	if err := os.WriteFile(filepath.Join(cfg, "se.yaml"), []byte(tcpbulk.ServiceEntry(port)), 0o644); err != nil {
+		return nil, err
 	}
 	alog := filepath.Join(s.dir, "remora-tcp-access.log")
 	if f, err := os.Create(alog); err == nil {
 		f.Close()
 		_ = os.Chown(alog, 1337, 1337)
 	}
-	if out, err := exec.Command(s.remora, "iptables", "--netns", ns).CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("remora iptables: %v: %s", err, out)
-	}
 	argv := append([]string{"ip", "netns", "exec", ns, "setpriv", "--reuid", "1337", "--regid", "1337", "--clear-groups"},
 		pinned(s.proxyCPU, s.remora, "run", "--config", cfg, "--log-level", "warn",
 			"--access-log", alog)...)
 	p, _, err := start(s.dir, "remora-tcp", []string{"GOMAXPROCS=1"}, argv...)
-	if err != nil {
-		return 0, err
-	}
-	s.procs = append(s.procs, p)
-	return p.pid(), nil
+	return p, err
 }
 
 // median of xs (0 for none); xs is not modified.
