@@ -33,10 +33,11 @@ type op struct {
 }
 
 // Wrap returns c as a *Conn when it is a *net.TCPConn on a platform with
-// raw calls, and c itself otherwise.
+// raw calls, and c itself otherwise (and under the race detector: see
+// raceBuild).
 func Wrap(c net.Conn) net.Conn {
 	tc, ok := c.(*net.TCPConn)
-	if !ok || !Supported {
+	if !ok || !Supported || raceBuild {
 		return c
 	}
 	rc, err := tc.SyscallConn()
