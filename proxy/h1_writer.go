@@ -19,7 +19,7 @@ import (
 // outBufSize is the response buffer of an active connection: a head and
 // a small body leave in one write(2); a larger body goes out with the
 // buffered part in one writev(2).
-const outBufSize = 8 << 10
+const outBufSize = 4 << 10
 
 var outBufs = sync.Pool{New: func() any { b := make([]byte, 0, outBufSize); return &b }}
 

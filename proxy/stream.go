@@ -7,7 +7,13 @@ import (
 	"sync"
 )
 
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+// Body copy buffers: 32 KiB for bodies of unknown or larger length, 4 KiB
+// for the small bodies most API calls answer (so 64 requests in flight
+// hold 256 KiB, not 2 MiB).
+var (
+	copyBufs      = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+	smallCopyBufs = sync.Pool{New: func() any { b := make([]byte, 4<<10); return &b }}
+)
 
 // stream writes an upstream response downstream: headers without
 // hop-by-hop fields, the route's response operations, Envoy's
@@ -33,7 +39,7 @@ func (st *reqState) stream(resp *http.Response) {
 	st.status = resp.StatusCode
 	st.grpcStatus = headerValue(resp.Header, "Grpc-Status")
 	st.w.WriteHeader(resp.StatusCode)
-	st.bytesSent += copyFlush(st.w, resp.Body, resp.ContentLength < 0)
+	st.bytesSent += copyFlush(st.w, resp.Body, resp.ContentLength)
 	for k, vs := range resp.Trailer {
 		h[http.TrailerPrefix+k] = vs
 		if k == "Grpc-Status" && len(vs) > 0 {
@@ -42,12 +48,18 @@ func (st *reqState) stream(resp *http.Response) {
 	}
 }
 
-// copyFlush copies src to w. With flush (bodies of unknown length: gRPC,
-// SSE, chunked streams) each chunk is flushed as it arrives, so streams
-// are never held back; a body of known length is flushed when it ends.
-func copyFlush(w http.ResponseWriter, src io.Reader, flush bool) int64 {
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
+// copyFlush copies src, a body of length bytes (-1: unknown), to w. A
+// body of unknown length (gRPC, SSE, chunked streams) is flushed chunk by
+// chunk as it arrives, so streams are never held back; a body of known
+// length is flushed when it ends.
+func copyFlush(w http.ResponseWriter, src io.Reader, length int64) int64 {
+	flush := length < 0
+	pool := &copyBufs
+	if length >= 0 && length <= 4<<10 {
+		pool = &smallCopyBufs
+	}
+	bp := pool.Get().(*[]byte)
+	defer pool.Put(bp)
 	buf := *bp
 	rc := http.NewResponseController(w)
 	var total int64

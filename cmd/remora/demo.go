@@ -18,7 +18,6 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/mccutchen/go-httpbin/v2/httpbin"
 	"go.uber.org/zap"
 )
 
@@ -61,8 +60,32 @@ func startDemoBackends() *demoBackends {
 		add(v, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, body) }))
 	}
 	add("Ratings", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ratings") }))
-	add("Httpbin", httpbin.New())
+	add("Httpbin", http.HandlerFunc(demoDelay))
 	return b
+}
+
+// demoDelay is the demo's httpbin: /delay/D answers 200 after D (a Go
+// duration, or seconds as httpbin takes them, at most 10s), which is all
+// the circuit-breaker row needs. go-httpbin itself stays a test
+// dependency, out of the sidecar binary.
+func demoDelay(w http.ResponseWriter, r *http.Request) {
+	arg, ok := strings.CutPrefix(r.URL.Path, "/delay/")
+	d, err := time.ParseDuration(arg)
+	if err != nil {
+		var secs float64
+		_, err = fmt.Sscanf(arg, "%g", &secs)
+		d = time.Duration(secs * float64(time.Second))
+	}
+	if !ok || err != nil || d < 0 {
+		http.Error(w, "use /delay/<duration>", http.StatusNotFound)
+		return
+	}
+	select {
+	case <-time.After(min(d, 10*time.Second)):
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, "{\"url\": %q, \"delay\": %q}\n", "http://"+r.Host+r.URL.Path, d.String())
+	case <-r.Context().Done():
+	}
 }
 
 func (b *demoBackends) close() {

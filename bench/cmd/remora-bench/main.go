@@ -141,8 +141,9 @@ func (s *suite) setup() error {
 	s.remora, s.fortio = filepath.Join(s.dir, "remora"), filepath.Join(s.dir, "fortio")
 	s.logf("building remora and fortio")
 	for _, b := range [][]string{{s.remora, "./cmd/remora"}, {s.fortio, "fortio.org/fortio"}} {
+		// Static, as make build, the image and the releases build it.
 		cmd := exec.Command("go", "build", "-trimpath", "-o", b[0], b[1])
-		cmd.Dir = s.root
+		cmd.Dir, cmd.Env = s.root, append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("go build %s: %v\n%s", b[1], err, out)
 		}
