@@ -170,8 +170,25 @@ func (l *Listener) forward(c net.Conn, rec *TCPRecord, log *zap.Logger) {
 	stop := context.AfterFunc(ctx, func() { c.Close(); up.Close() })
 	defer stop()
 	l.recordOpen(rec)
-	rec.Result = ForwardTCP(c, up, l.IdleTimeout)
+	rec.Result = ForwardTCP(c, up, l.idleTimeout(rec))
 	l.finish(rec, log)
+}
+
+// idleTimeout is the cluster's DestinationRule
+// connectionPool.tcp.idleTimeout, which Istio makes the TCP proxy's idle
+// timeout ("0s" turns it off), else the listener's.
+func (l *Listener) idleTimeout(rec *TCPRecord) time.Duration {
+	if snap := rec.Info.Snapshot; snap != nil {
+		if cl := snap.Clusters[rec.Cluster]; cl != nil {
+			if cp := cl.Policy.ConnectionPool; cp != nil && cp.TCP != nil && cp.TCP.IdleTimeout != nil {
+				if d := cp.TCP.IdleTimeout.Duration; d > 0 {
+					return d
+				}
+				return -1
+			}
+		}
+	}
+	return l.IdleTimeout
 }
 
 func (l *Listener) finish(rec *TCPRecord, log *zap.Logger) {

@@ -458,3 +458,36 @@ func TestOutboundTLSRoutesBySNI(t *testing.T) {
 		})
 	}
 }
+
+// TestOutboundTCPIdleTimeoutFromDestinationRule: a DestinationRule's
+// connectionPool.tcp.idleTimeout closes a quiet TCP connection (the
+// listener's own timeout is off in these tests).
+func TestOutboundTCPIdleTimeoutFromDestinationRule(t *testing.T) {
+	st := testStore(t, testConfig+`---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: echo}
+spec:
+  host: echo.example
+  trafficPolicy:
+    connectionPool:
+      tcp: {idleTimeout: 200ms}
+`)
+	backend := echoServer(t, "")
+	tl := startListener(t, st, false, netip.MustParseAddrPort("198.18.0.11:9000"), backend)
+	c := dialTest(t, tl.addr)
+	if got := roundTrip(t, c, "hi"); got != "hi" {
+		t.Fatalf("echo = %q", got)
+	}
+	start := time.Now()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Fatalf("read after quiet period = %d, %v; want the proxy to close", n, err)
+	}
+	if d := time.Since(start); d < 100*time.Millisecond || d > 3*time.Second {
+		t.Fatalf("closed after %v; want about 200ms", d)
+	}
+	if r := tl.record(t); !r.Result.IdleTimeout {
+		t.Errorf("record IdleTimeout = false")
+	}
+}
