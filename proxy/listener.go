@@ -63,6 +63,9 @@ type Listener struct {
 	// IdleTimeout closes quiet TCP connections; zero means
 	// DefaultIdleTimeout, negative never.
 	IdleTimeout time.Duration
+	// ReportInterval is how often a TCP connection's byte totals reach the
+	// Istio metrics while it lasts; zero means TCPReportInterval.
+	ReportInterval time.Duration
 	// ConnectTimeout bounds the dials the listener makes itself; zero
 	// means DefaultConnectTimeout.
 	ConnectTimeout time.Duration

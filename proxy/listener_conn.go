@@ -170,8 +170,17 @@ func (l *Listener) forward(c net.Conn, rec *TCPRecord, log *zap.Logger) {
 	stop := context.AfterFunc(ctx, func() { c.Close(); up.Close() })
 	defer stop()
 	l.recordOpen(rec)
-	rec.Result = ForwardTCP(c, up, l.idleTimeout(rec))
+	rec.Result = ForwardTCPReporting(c, up, l.idleTimeout(rec), l.ReportInterval, l.reportBytes(rec))
 	l.finish(rec, log)
+}
+
+// reportBytes reports a connection's running byte totals to the Istio TCP
+// metrics; nil without telemetry.
+func (l *Listener) reportBytes(rec *TCPRecord) func(received, sent int64) {
+	if l.Telemetry == nil {
+		return nil
+	}
+	return func(received, sent int64) { l.Telemetry.RecordTCPBytes(&rec.tel, sent, received) }
 }
 
 // idleTimeout is the cluster's DestinationRule

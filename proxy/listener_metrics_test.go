@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -63,4 +64,46 @@ func waitUntil(d time.Duration, cond func() bool) bool {
 		}
 	}
 	return cond()
+}
+
+// TestTCPBytesReportedWhileOpen: a long TCP connection's bytes reach
+// istio_tcp_received_bytes_total and istio_tcp_sent_bytes_total before it
+// closes (Istio reports every 15 s; the test's interval is 50 ms).
+func TestTCPBytesReportedWhileOpen(t *testing.T) {
+	st := testStore(t, testConfig)
+	m := telemetry.NewMetrics()
+	tl := startListener(t, st, false, netip.MustParseAddrPort("198.18.0.11:9000"), echoServer(t, ""), func(l *Listener) {
+		l.Telemetry, l.ReportInterval = telemetry.New(m, nil), 50*time.Millisecond
+	})
+	c := dialTest(t, tl.addr)
+	defer c.Close()
+	if got := roundTrip(t, c, "hello"); got != "hello" {
+		t.Fatalf("echo = %q", got)
+	}
+	total := func(name string) float64 {
+		mfs, err := m.Registry.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sum float64
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				for _, s := range mf.GetMetric() {
+					sum += s.GetCounter().GetValue()
+				}
+			}
+		}
+		return sum
+	}
+	if !waitUntil(3*time.Second, func() bool {
+		return total("istio_tcp_received_bytes_total") == 5 && total("istio_tcp_sent_bytes_total") == 5
+	}) {
+		t.Fatalf("while open: received %v, sent %v; want 5 and 5",
+			total("istio_tcp_received_bytes_total"), total("istio_tcp_sent_bytes_total"))
+	}
+	c.Close()
+	tl.record(t)
+	if r, s := total("istio_tcp_received_bytes_total"), total("istio_tcp_sent_bytes_total"); r != 5 || s != 5 {
+		t.Errorf("after close: received %v, sent %v; want 5 and 5 (no double count)", r, s)
+	}
 }

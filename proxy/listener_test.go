@@ -135,7 +135,7 @@ type testListener struct {
 	backend string
 }
 
-func startListener(t *testing.T, st *snapshot.Store, inbound bool, dst netip.AddrPort, backend string) *testListener {
+func startListener(t *testing.T, st *snapshot.Store, inbound bool, dst netip.AddrPort, backend string, setup ...func(*Listener)) *testListener {
 	t.Helper()
 	tl := &testListener{http: &fakeHTTP{}, backend: backend}
 	tl.Listener = &Listener{Name: "test", Inbound: inbound, Store: st, HTTP: tl.http, SniffTimeout: 50 * time.Millisecond, IdleTimeout: -1}
@@ -159,6 +159,9 @@ func startListener(t *testing.T, st *snapshot.Store, inbound bool, dst netip.Add
 		tl.mu.Lock()
 		tl.records = append(tl.records, r)
 		tl.mu.Unlock()
+	}
+	for _, f := range setup {
+		f(tl.Listener)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

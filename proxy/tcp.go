@@ -42,6 +42,19 @@ type TCPResult struct {
 // ForwardTCP blocks until the connection is done; closing either conn
 // from elsewhere ends it.
 func ForwardTCP(down, up net.Conn, idle time.Duration) TCPResult {
+	return ForwardTCPReporting(down, up, idle, 0, nil)
+}
+
+// TCPReportInterval is how often the running byte totals of a TCP
+// connection are reported while it lasts, as Istio's tcp_reporting_duration
+// (15 s) has Envoy report istio_tcp_sent/received_bytes_total.
+const TCPReportInterval = 15 * time.Second
+
+// ForwardTCPReporting is ForwardTCP that also calls report with the
+// running totals every interval (zero means TCPReportInterval) while the
+// connection lasts; no call runs after it returns. A nil report means
+// none.
+func ForwardTCPReporting(down, up net.Conn, idle, interval time.Duration, report func(received, sent int64)) TCPResult {
 	if idle == 0 {
 		idle = DefaultIdleTimeout
 	}
@@ -57,10 +70,12 @@ func ForwardTCP(down, up net.Conn, idle time.Duration) TCPResult {
 	}
 	upward := &copier{f: f, dst: up, src: down, pending: pending}
 	downward := &copier{f: f, dst: down, src: up}
+	stopReports := startReports(interval, report, upward, downward)
 	done := make(chan struct{})
 	go downward.run(done)
 	upward.run(nil)
 	<-done
+	stopReports()
 	if f.timer != nil {
 		f.timer.Stop()
 	}
@@ -68,6 +83,34 @@ func ForwardTCP(down, up net.Conn, idle time.Duration) TCPResult {
 	res := TCPResult{Received: upward.n.Load(), Sent: downward.n.Load(), IdleTimeout: f.idled.Load()}
 	res.Err = errors.Join(upward.err, downward.err)
 	return res
+}
+
+// startReports calls report with the copiers' totals every interval
+// until the returned stop, after which no call is running or will run.
+func startReports(interval time.Duration, report func(received, sent int64), upward, downward *copier) (stop func()) {
+	if report == nil {
+		return func() {}
+	}
+	if interval <= 0 {
+		interval = TCPReportInterval
+	}
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	t = time.AfterFunc(interval, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			report(upward.n.Load(), downward.n.Load())
+			t.Reset(interval)
+		}
+	})
+	return func() {
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		t.Stop()
+	}
 }
 
 // forwarder is the state the two copiers of one connection share.
