@@ -89,7 +89,7 @@ func BenchmarkUpstreamRequest(b *testing.B) {
 	r.RequestURI = "/get?x=1"
 	r.Header = http.Header{"User-Agent": {"fortio"}, "Accept": {"*/*"}, "Connection": {"keep-alive"},
 		"X-Request-Id": {"0f6c2c7e-4b5b-4b8e-9d1e-6f7d1c2a3b4c"}, "X-Internal": {"1"}}
-	st := &reqState{h: p.h, r: r, ci: &ConnInfo{Port: 8000, Original: netip.MustParseAddrPort("198.18.0.10:8000")}, snap: p.store.Load()}
+	st := &reqState{h: p.h, r: r, ci: &ConnInfo{Port: 8000, Original: netip.MustParseAddrPort("127.0.0.2:8000")}, snap: p.store.Load()}
 	st.routingRequest()
 	st.res = st.snap.Routes.Match(&st.rreq)
 	if st.res.Outcome != routing.Matched {

@@ -33,7 +33,7 @@ func startHardened(t testing.TB, port uint32, set func(*HTTPServer), docs ...str
 				return
 			}
 			remote, _ := netip.ParseAddrPort(c.RemoteAddr().String())
-			orig := netip.AddrPortFrom(netip.MustParseAddr("198.18.0.10"), uint16(port))
+			orig := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), uint16(port)) // loopback: a passthrough dial is refused at once, never leaves the machine
 			go h.ServeConn(c, &ConnInfo{Snapshot: p.store.Load(), Original: orig, Port: port, Remote: remote})
 		}
 	}()

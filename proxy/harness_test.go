@@ -132,7 +132,7 @@ func startProxy(t testing.TB, port uint32, docs ...string) *testProxy {
 				return
 			}
 			remote, _ := netip.ParseAddrPort(c.RemoteAddr().String())
-			orig := netip.AddrPortFrom(netip.MustParseAddr("198.18.0.10"), uint16(port))
+			orig := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), uint16(port)) // loopback: a passthrough dial is refused at once, never leaves the machine
 			p.mu.Lock()
 			//lint:ignore SA2001 an empty critical section: the ordering after configure is the point
 			p.mu.Unlock()
