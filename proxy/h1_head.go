@@ -3,9 +3,10 @@ package proxy
 import (
 	"bytes"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"strings"
+
+	"github.com/remora-mesh/remora/internal/headerkey"
 )
 
 // headInfo is what the codec needs from a parsed head beyond the
@@ -262,60 +263,9 @@ func splitHeader(line string) (name, value, why string) {
 	return name, value, ""
 }
 
-// canonicalKey is textproto.CanonicalMIMEHeaderKey for a valid token,
-// without allocating when name is already canonical or a common field.
-func canonicalKey(name string) string {
-	upper := true
-	canonical := true
-	for i := range len(name) {
-		c := name[i]
-		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
-			canonical = false
-			break
-		}
-		upper = c == '-'
-	}
-	if canonical {
-		return name
-	}
-	var buf [64]byte
-	if len(name) > len(buf) {
-		return textproto.CanonicalMIMEHeaderKey(name)
-	}
-	b := buf[:len(name)]
-	upper = true
-	for i := range len(name) {
-		c := name[i]
-		if upper && 'a' <= c && c <= 'z' {
-			c -= 'a' - 'A'
-		} else if !upper && 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		b[i] = c
-		upper = c == '-'
-	}
-	if k, ok := commonHeaders[string(b)]; ok {
-		return k
-	}
-	return string(b)
-}
-
-// commonHeaders interns the canonical names of common request fields,
-// so lower-case heads (HTTP/2-minded clients, curl -H) do not allocate.
-var commonHeaders = func() map[string]string {
-	m := map[string]string{}
-	for _, k := range []string{
-		"Accept", "Accept-Encoding", "Accept-Language", "Authorization", "Baggage", "Cache-Control",
-		"Connection", "Content-Length", "Content-Type", "Cookie", "End-User", "Expect", "Host", "Origin",
-		"Pragma", "Referer", "Te", "Traceparent", "Tracestate", "Trailer", "Transfer-Encoding", "Upgrade",
-		"User-Agent", "X-B3-Flags", "X-B3-Parentspanid", "X-B3-Sampled", "X-B3-Spanid", "X-B3-Traceid",
-		"X-Forwarded-For", "X-Forwarded-Proto", "X-Request-Id", "Grpc-Timeout", "Grpc-Encoding",
-		"Grpc-Accept-Encoding", "Keep-Alive", "Sec-Websocket-Key", "Sec-Websocket-Version",
-	} {
-		m[k] = k
-	}
-	return m
-}()
+// canonicalKey is the canonical form of a field name already checked to
+// be a token.
+func canonicalKey(name string) string { return headerkey.CanonicalToken(name) }
 
 // parseLength parses a Content-Length: 1 to 18 digits, nothing else.
 func parseLength(v string) (int64, bool) {

@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"strings"
 
-	"golang.org/x/net/http/httpguts"
+	"github.com/remora-mesh/remora/internal/headerkey"
 )
 
 // The response reader is net/http's ReadResponse for one upstream, made
@@ -192,7 +192,7 @@ func parseField(line string) (k, v string, err error) {
 	if i <= 0 {
 		return "", "", fmt.Errorf("malformed header line %q", clip(line))
 	}
-	k, ok := canonicalKey(line[:i])
+	k, ok := headerkey.Canonical(line[:i])
 	v = strings.Trim(line[i+1:], " \t")
 	if !ok || !validValue(v) {
 		return "", "", fmt.Errorf("malformed header line %q", clip(line))
@@ -210,58 +210,3 @@ func validValue(s string) bool {
 	return true
 }
 
-// canonicalKey returns the canonical form of a field name, without
-// allocating when it is canonical already or common; ok is false when
-// the name is not a token.
-func canonicalKey(k string) (string, bool) {
-	canonical, upper := true, true
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if !httpguts.IsTokenRune(rune(c)) {
-			return "", false
-		}
-		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
-			canonical = false
-		}
-		upper = c == '-'
-	}
-	if canonical {
-		return k, true
-	}
-	var buf [64]byte
-	if len(k) > len(buf) {
-		return http.CanonicalHeaderKey(k), true
-	}
-	b := buf[:len(k)]
-	upper = true
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if upper && 'a' <= c && c <= 'z' {
-			c -= 'a' - 'A'
-		} else if !upper && 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		b[i] = c
-		upper = c == '-'
-	}
-	if v, ok := commonKeys[string(b)]; ok {
-		return v, true
-	}
-	return string(b), true
-}
-
-// commonKeys interns the names upstreams commonly send in lower case.
-var commonKeys = func() map[string]string {
-	m := map[string]string{}
-	for _, k := range []string{
-		"Accept-Ranges", "Access-Control-Allow-Origin", "Age", "Cache-Control", "Connection",
-		"Content-Encoding", "Content-Language", "Content-Length", "Content-Type", "Date", "Etag",
-		"Expires", "Grpc-Message", "Grpc-Status", "Keep-Alive", "Last-Modified", "Location",
-		"Server", "Set-Cookie", "Strict-Transport-Security", "Trailer", "Transfer-Encoding",
-		"Vary", "Via", "X-Content-Type-Options", "X-Envoy-Upstream-Service-Time", "X-Frame-Options",
-		"X-Powered-By", "X-Request-Id",
-	} {
-		m[k] = k
-	}
-	return m
-}()
