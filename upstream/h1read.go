@@ -209,4 +209,3 @@ func validValue(s string) bool {
 	}
 	return true
 }
-
