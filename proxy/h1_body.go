@@ -112,7 +112,7 @@ func (b *h1body) readData(p []byte) (int, error) {
 		n = copy(p, (*hc.buf)[hc.r:hc.w])
 		hc.r += n
 	} else {
-		n, err = hc.c.Read(p)
+		n, err = hc.bodyRead(p)
 	}
 	b.remain -= int64(n)
 	if b.remain == 0 && !b.chunked {

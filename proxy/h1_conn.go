@@ -36,6 +36,9 @@ const (
 	// request for this long: Envoy's HTTP connection manager idle_timeout
 	// under Istio (1 h).
 	DownstreamIdleTimeout = time.Hour
+	// StreamIdleTimeout bounds the silence within a request body: Envoy's
+	// stream_idle_timeout (5 min), which Istio keeps.
+	StreamIdleTimeout = 5 * time.Minute
 )
 
 // inBufSize is the read buffer of a connection while it has bytes to
@@ -86,11 +89,15 @@ type h1conn struct {
 	closing  bool // set by the handler goroutine before evDone
 	hijacked bool
 
-	active   time.Time // when the last request began
-	headWait bool      // the read deadline is the head timeout's
-	rn       int       // result of rawRead
-	rerr     error
-	readFn   func(uintptr) bool
+	active    time.Time    // when the last request began
+	bodyBytes int64        // request-body bytes bodyRead has read on this connection
+	bodyMark  int64        // bodyBytes when bodyRead last moved the deadline (-1: never)
+	bodyMoved bool         // bodyRead moved the deadline; the conn goroutine restores it
+	finished  atomic.Int64 // unix nanos when the last answer was finished
+	headWait  bool         // the read deadline is the head timeout's
+	rn        int          // result of rawRead
+	rerr      error
+	readFn    func(uintptr) bool
 }
 
 // serveH1 serves c with the HTTP/1 codec until it closes.
@@ -103,7 +110,7 @@ func (h *HTTPServer) serveH1(c net.Conn, ci *ConnInfo) {
 // newH1Conn prepares c for the codec; nil means the server is shutting
 // down and c was closed.
 func (h *HTTPServer) newH1Conn(c net.Conn, ci *ConnInfo) *h1conn {
-	hc := &h1conn{h: h, c: c, ci: ci, ev: make(chan uint8, 2), active: time.Now()}
+	hc := &h1conn{h: h, c: c, ci: ci, ev: make(chan uint8, 2), active: time.Now(), bodyMark: -1}
 	if pc, ok := c.(*PeekedConn); ok { // sniffed bytes become the first read
 		b := make([]byte, max(inBufSize, len(pc.pending)))
 		hc.c, hc.buf, hc.w = pc.Conn, &b, copy(b, pc.pending)
@@ -136,7 +143,7 @@ func (hc *h1conn) run() {
 	defer hc.h.h1.remove(hc)
 	defer hc.c.Close()
 	defer hc.cancel()
-	_ = hc.c.SetReadDeadline(hc.active.Add(DownstreamIdleTimeout))
+	_ = hc.c.SetReadDeadline(hc.active.Add(hc.h.idleTimeout()))
 	hc.serve()
 	hc.releaseIn()
 }
@@ -206,7 +213,11 @@ func (hc *h1conn) serve() {
 				return
 			}
 		case info.length > 0 || info.chunked:
-			<-hc.ev // evBody: the socket is free again
+			<-hc.ev           // evBody: the socket is free again
+			if hc.bodyMoved { // bodyRead moved the deadline: back to the idle timeout
+				hc.bodyMoved = false
+				_ = hc.c.SetReadDeadline(time.Now().Add(hc.h.idleTimeout()))
+			}
 		default:
 			runtime.Gosched() // the worker first: this goroutine's next read can wait
 		}
@@ -273,7 +284,7 @@ func (hc *h1conn) parse(head []byte) (*h1req, headInfo, int, error) {
 	hc.scan, hc.started = 0, true
 	if hc.headWait {
 		hc.headWait = false
-		_ = hc.c.SetReadDeadline(time.Now().Add(DownstreamIdleTimeout))
+		_ = hc.c.SetReadDeadline(time.Now().Add(hc.h.idleTimeout()))
 	}
 	if len(head) > MaxRequestHeadersBytes {
 		return nil, headInfo{}, http.StatusRequestHeaderFieldsTooLarge, nil
@@ -327,8 +338,8 @@ func (hc *h1conn) fill(pending bool) error {
 		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() && !hc.headWait {
-			if idle := time.Since(hc.active); pending || idle < DownstreamIdleTimeout {
-				_ = hc.c.SetReadDeadline(time.Now().Add(DownstreamIdleTimeout - idle))
+			if wait, ok := hc.idleLeft(pending); ok {
+				_ = hc.c.SetReadDeadline(time.Now().Add(wait))
 				continue
 			}
 		}
@@ -337,6 +348,25 @@ func (hc *h1conn) fill(pending bool) error {
 		}
 		return err
 	}
+}
+
+// idleLeft is how much longer the connection may wait for its next
+// request when its read deadline passed; ok is false when it has been
+// idle for the idle timeout. A request still being answered is not
+// idleness, and the idle time counts from the end of the last answer.
+func (hc *h1conn) idleLeft(pending bool) (time.Duration, bool) {
+	limit := hc.h.idleTimeout()
+	if pending && hc.state.Load() == connActive {
+		return limit, true
+	}
+	since := hc.active
+	if f := hc.finished.Load(); f > since.UnixNano() {
+		since = time.Unix(0, f)
+	}
+	if idle := time.Since(since); idle < limit {
+		return limit - idle, true
+	}
+	return 0, false
 }
 
 // read reads into buf[w:], making room first.
@@ -410,7 +440,7 @@ func (hc *h1conn) fillBody() error {
 		hc.r, hc.w = 0, 0
 	}
 	hc.makeRoom()
-	n, err := hc.c.Read((*hc.buf)[hc.w:])
+	n, err := hc.bodyRead((*hc.buf)[hc.w:])
 	hc.w += n
 	if n > 0 {
 		return nil
@@ -419,6 +449,25 @@ func (hc *h1conn) fillBody() error {
 		err = io.ErrUnexpectedEOF
 	}
 	return err
+}
+
+// bodyRead reads request-body bytes off the socket. The connection's read
+// deadline is its idle timeout, set when it was last armed; passing it in
+// the middle of a body is not idleness: the deadline moves on by
+// StreamIdleTimeout as long as bytes keep coming, and a body silent for
+// that long fails.
+func (hc *h1conn) bodyRead(p []byte) (int, error) {
+	for {
+		n, err := hc.c.Read(p)
+		hc.bodyBytes += int64(n)
+		var ne net.Error
+		if n == 0 && errors.As(err, &ne) && ne.Timeout() && hc.bodyBytes != hc.bodyMark {
+			hc.bodyMark, hc.bodyMoved = hc.bodyBytes, true
+			_ = hc.c.SetReadDeadline(time.Now().Add(StreamIdleTimeout))
+			continue
+		}
+		return n, err
+	}
 }
 
 // releaseIn returns an empty read buffer of the standard size to the
@@ -458,6 +507,7 @@ func (hc *h1conn) handle(hr *h1req) {
 		}
 	}
 	w.release()
+	hc.finished.Store(time.Now().UnixNano())
 	hc.state.CompareAndSwap(connActive, connIdle)
 	hc.ev <- evDone
 }

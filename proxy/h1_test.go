@@ -194,3 +194,27 @@ func TestH1PanicRecovered(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+// TestH1IdleTimeout: a keep-alive connection without a request for the
+// idle timeout is closed, but a body that keeps arriving past it is not
+// cut off (the deadline moves on while bytes come).
+func TestH1IdleTimeout(t *testing.T) {
+	p := startProxy(t, 80, serviceEntry("echo", 80, "HTTP", echoBackend(t)))
+	p.configure(func(h *HTTPServer) { h.IdleTimeout = 150 * time.Millisecond })
+	c, br := rawConn(t, p)
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: echo\r\nContent-Length: 8\r\n\r\n")
+	for _, b := range "slowbody" { // 8 bytes over 400 ms
+		time.Sleep(50 * time.Millisecond)
+		io.WriteString(c, string(b))
+	}
+	if resp, body := readResp(t, br, "POST"); resp.StatusCode != 200 || body != "POST slowbody" {
+		t.Fatalf("slow body: %d %q", resp.StatusCode, body)
+	}
+	start := time.Now()
+	if n, err := br.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Fatalf("idle connection: read %d, %v; want it closed", n, err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("idle connection closed after %v; want about 150ms", d)
+	}
+}

@@ -45,6 +45,9 @@ type HTTPServer struct {
 	// HeadersTimeout bounds the time to receive a request head once its
 	// first byte arrived (slowloris); zero means RequestHeadersTimeout.
 	HeadersTimeout time.Duration
+	// IdleTimeout closes an HTTP/1 keep-alive connection without a
+	// request for this long; zero means DownstreamIdleTimeout.
+	IdleTimeout time.Duration
 	// Resolver resolves explicit-proxy authorities outside the registry
 	// (ALLOW_ANY passthrough, CONNECT); nil means net.DefaultResolver.
 	Resolver *net.Resolver
@@ -173,6 +176,13 @@ func (h *HTTPServer) headersTimeout() time.Duration {
 		return h.HeadersTimeout
 	}
 	return RequestHeadersTimeout
+}
+
+func (h *HTTPServer) idleTimeout() time.Duration {
+	if h.IdleTimeout > 0 {
+		return h.IdleTimeout
+	}
+	return DownstreamIdleTimeout
 }
 
 func (h *HTTPServer) rand() uint64 {
