@@ -479,16 +479,17 @@ spec:
 	backend := echoServer(t, "")
 	tl := startListener(t, st, false, netip.MustParseAddrPort("198.18.0.11:9000"), backend)
 	c := dialTest(t, tl.addr)
+	start := time.Now() // the last byte moves after this
 	if got := roundTrip(t, c, "hi"); got != "hi" {
 		t.Fatalf("echo = %q", got)
 	}
-	start := time.Now()
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil {
 		t.Fatalf("read after quiet period = %d, %v; want the proxy to close", n, err)
 	}
-	if d := time.Since(start); d < 100*time.Millisecond || d > 3*time.Second {
-		t.Fatalf("closed after %v; want about 200ms", d)
+	// The kernel's TCP_INFO ages have jiffy resolution: allow 20 ms early.
+	if d := time.Since(start); d < 180*time.Millisecond || d > 4*time.Second {
+		t.Fatalf("closed %v after the last data; want about 200ms", d)
 	}
 	if r := tl.record(t); !r.Result.IdleTimeout {
 		t.Errorf("record IdleTimeout = false")
