@@ -84,6 +84,9 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 	unblock()
 	wg.Wait()
 
+	// A request is recorded once its answer is written, as in Envoy: the
+	// last client may read its answer a moment before the series exists.
+	waitUntil(2*time.Second, func() bool { return requestSeries(t, m) >= len(want)+1 })
 	fams, err := m.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -158,4 +161,23 @@ func hasFamily(fams []*dto.MetricFamily, name string, typ dto.MetricType) bool {
 		}
 	}
 	return false
+}
+
+// requestSeries counts the non-zero istio_requests_total series.
+func requestSeries(t *testing.T, m *telemetry.Metrics) int {
+	fams, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range fams {
+		if f.GetName() == "istio_requests_total" {
+			for _, mt := range f.GetMetric() {
+				if mt.GetCounter().GetValue() > 0 {
+					n++
+				}
+			}
+		}
+	}
+	return n
 }
