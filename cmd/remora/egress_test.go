@@ -91,11 +91,27 @@ func TestEgress(t *testing.T) {
 		// After the parallel cases: the failed originations are counted
 		// with flag UF (and URX once the default retries ran out), as Envoy
 		// reports a TLS handshake failure.
-		_, stats := get(t, &http.Client{Timeout: 5 * time.Second}, "http://"+r.addr(t, "stats")+"/stats/prometheus", "")
-		for _, host := range []string{"badca.external.test", "wrongsan.external.test"} {
-			if !hasSample(stats, "istio_requests_total", `destination_service="`+host+`"`, `response_code="503"`, `response_flags="UF`) {
-				t.Errorf("no istio_requests_total sample for %s with 503 UF in:\n%s", host, stats)
+		// A request is recorded once its answer is written: scrape until
+		// both series are there (bounded), then check them.
+		hosts := []string{"badca.external.test", "wrongsan.external.test"}
+		missing := func(stats string) []string {
+			var out []string
+			for _, host := range hosts {
+				if !hasSample(stats, "istio_requests_total", `destination_service="`+host+`"`, `response_code="503"`, `response_flags="UF`) {
+					out = append(out, host)
+				}
 			}
+			return out
+		}
+		var stats string
+		for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			_, stats = get(t, &http.Client{Timeout: 5 * time.Second}, "http://"+r.addr(t, "stats")+"/stats/prometheus", "")
+			if len(missing(stats)) == 0 || time.Now().After(deadline) {
+				break
+			}
+		}
+		for _, host := range missing(stats) {
+			t.Errorf("no istio_requests_total sample for %s with 503 UF in:\n%s", host, stats)
 		}
 	})
 	t.Run("HTTPS tunnelled to a TLS port", func(t *testing.T) {
