@@ -79,22 +79,16 @@ type Set struct {
 
 // dropLines forgets the field lines of every resource in s.
 func (s *Set) dropLines() {
-	for _, o := range s.VirtualServices {
-		o.Src.lines = nil
-	}
-	for _, o := range s.DestinationRules {
-		o.Src.lines = nil
-	}
-	for _, o := range s.Gateways {
-		o.Src.lines = nil
-	}
-	for _, o := range s.ServiceEntries {
-		o.Src.lines = nil
-	}
-	for _, o := range s.WorkloadEntries {
-		o.Src.lines = nil
-	}
-	for _, o := range s.Sidecars {
+	dropObjectLines(s.VirtualServices)
+	dropObjectLines(s.DestinationRules)
+	dropObjectLines(s.Gateways)
+	dropObjectLines(s.ServiceEntries)
+	dropObjectLines(s.WorkloadEntries)
+	dropObjectLines(s.Sidecars)
+}
+
+func dropObjectLines[T any](objs []*Object[T]) {
+	for _, o := range objs {
 		o.Src.lines = nil
 	}
 }

@@ -20,6 +20,11 @@ func BenchmarkRoundTrip(b *testing.B) {
 	m.Update(snap(b, config.HTTP, snapshot.Policy{}, addr))
 	c := m.Cluster(clusterName(""))
 	req, _ := http.NewRequest("GET", "http://"+testHost+"/", nil)
+	benchGets(b, c, req)
+}
+
+// benchGets sends req through c once per iteration and reads each answer.
+func benchGets(b *testing.B, c *Cluster, req *http.Request) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {

@@ -91,16 +91,7 @@ func BenchmarkRoundTripRaw(b *testing.B) {
 	c := benchCluster(b, 0)
 	req, _ := http.NewRequest("GET", "http://"+testHost+"/productpage?u=1", nil)
 	req.Header = proxyHeader()
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		resp, _, err := c.RoundTrip(ctx, req, AttemptOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-	}
+	benchGets(b, c, req)
 }
 
 // BenchmarkRoundTripPost is the same with a 512-byte buffered body, as
