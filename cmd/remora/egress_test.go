@@ -125,6 +125,12 @@ func TestEgress(t *testing.T) {
 	})
 	t.Run("resolved through --dns-server", func(t *testing.T) {
 		t.Parallel()
+		// The DNS cluster resolves in the background after the config
+		// loads: wait for its first query (bounded) instead of racing it.
+		deadline := time.Now().Add(5 * time.Second)
+		for dns.Queries("httpbin.external.test") == 0 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
 		if dns.Queries("httpbin.external.test") == 0 {
 			t.Error("the test DNS server got no query for httpbin.external.test")
 		}
