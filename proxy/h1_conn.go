@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"log"
@@ -154,21 +153,9 @@ func (hc *h1conn) run() {
 // the socket, instead of keeping the accepting goroutine's frames for as
 // long as the client keeps the connection open.
 func (h *HTTPServer) StartConn(c net.Conn, ci *ConnInfo, done func()) {
-	if _, ok := c.(*tls.Conn); ok {
-		go func() {
-			defer done()
-			h.serveStd(c, ci)
-		}()
-		return
-	}
-	hc := h.newH1Conn(c, ci)
-	if hc == nil {
-		done()
-		return
-	}
 	go func() {
 		defer done()
-		hc.run()
+		h.ServeConn(c, ci)
 	}()
 }
 
@@ -212,7 +199,7 @@ func (hc *h1conn) serve() {
 			if hc.closing || hc.hijacked {
 				return
 			}
-		case info.length > 0 || info.chunked:
+		case info.hasBody():
 			<-hc.ev           // evBody: the socket is free again
 			if hc.bodyMoved { // bodyRead moved the deadline: back to the idle timeout
 				hc.bodyMoved = false
@@ -302,17 +289,21 @@ func (hc *h1conn) parse(head []byte) (*h1req, headInfo, int, error) {
 	r.Body = http.NoBody
 	switch {
 	case info.chunked:
-		r.ContentLength, r.TransferEncoding = -1, []string{"chunked"}
+		r.ContentLength, r.TransferEncoding = -1, chunkedCoding
 	case info.length > 0:
 		r.ContentLength = info.length
 	}
-	if info.chunked || info.length > 0 {
+	if info.hasBody() {
 		hr.body = h1body{hc: hc, req: r, remain: info.length, chunked: info.chunked, expect: info.expect}
 		r.Body = &hr.body
 		declareTrailers(r)
 	}
 	return hr, info, 0, nil
 }
+
+// chunkedCoding is Request.TransferEncoding of a chunked request (shared:
+// nothing appends to it).
+var chunkedCoding = []string{"chunked"}
 
 // declareTrailers pre-fills Request.Trailer with the keys the Trailer
 // field announces, as net/http does.
@@ -336,8 +327,7 @@ func (hc *h1conn) fill(pending bool) error {
 			hc.w += n
 			return nil
 		}
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() && !hc.headWait {
+		if err != nil && isTimeout(err) && !hc.headWait {
 			if wait, ok := hc.idleLeft(pending); ok {
 				_ = hc.c.SetReadDeadline(time.Now().Add(wait))
 				continue
@@ -348,6 +338,13 @@ func (hc *h1conn) fill(pending bool) error {
 		}
 		return err
 	}
+}
+
+// isTimeout reports whether err is a passed deadline. Its own function, so
+// the error target is only allocated when there is an error.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // idleLeft is how much longer the connection may wait for its next
@@ -460,8 +457,7 @@ func (hc *h1conn) bodyRead(p []byte) (int, error) {
 	for {
 		n, err := hc.c.Read(p)
 		hc.bodyBytes += int64(n)
-		var ne net.Error
-		if n == 0 && errors.As(err, &ne) && ne.Timeout() && hc.bodyBytes != hc.bodyMark {
+		if n == 0 && err != nil && isTimeout(err) && hc.bodyBytes != hc.bodyMark {
 			hc.bodyMark, hc.bodyMoved = hc.bodyBytes, true
 			_ = hc.c.SetReadDeadline(time.Now().Add(StreamIdleTimeout))
 			continue
@@ -485,7 +481,7 @@ func (hc *h1conn) releaseIn() {
 // bodyDone is the body reader's signal that the socket is free.
 func (hc *h1conn) bodyDone() { hc.ev <- evBody }
 
-// handle runs one request on its own goroutine and finishes its
+// handle runs one request on a worker goroutine and finishes its
 // response.
 func (hc *h1conn) handle(hr *h1req) {
 	info := hr.info
@@ -494,7 +490,7 @@ func (hc *h1conn) handle(hr *h1req) {
 	ok := hc.serveSafely(w, &hr.req, 0)
 	keep := ok && w.finish()
 	hc.hijacked = ok && w.hijacked
-	if !hc.hijacked && (info.length > 0 || info.chunked) && !hr.body.done {
+	if !hc.hijacked && info.hasBody() && !hr.body.done {
 		keep = keep && hr.body.discard()
 		if !hr.body.done {
 			hc.bodyDone()

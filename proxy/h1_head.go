@@ -20,6 +20,9 @@ type headInfo struct {
 	expect  bool // Expect: 100-continue
 }
 
+// hasBody reports whether the request has a body to read.
+func (h headInfo) hasBody() bool { return h.chunked || h.length > 0 }
+
 // h1req holds one request and what it points to in a single allocation:
 // the http.Request, its URL, the backing array of its header values, its
 // body reader, and its connection and framing for the worker that runs
