@@ -11,13 +11,13 @@ import (
 type h1conns struct {
 	mu       sync.Mutex
 	m        map[*h1conn]struct{}
-	draining bool
+	draining atomic.Bool // Shutdown began: no new connections, answers say Connection: close
 }
 
 func (s *h1conns) add(hc *h1conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.draining {
+	if s.draining.Load() {
 		return false
 	}
 	if s.m == nil {
@@ -49,11 +49,10 @@ func (s *h1conns) closeIdle(all bool) int {
 // shutdown stops new connections, closes idle ones, lets requests in
 // flight finish (their responses say Connection: close) until ctx ends,
 // then closes the rest.
-func (s *h1conns) shutdown(ctx context.Context, draining *atomic.Bool) error {
+func (s *h1conns) shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.draining = true
+	s.draining.Store(true)
 	s.mu.Unlock()
-	draining.Store(true)
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for s.closeIdle(false) > 0 {

@@ -87,7 +87,7 @@ func (w *h1writer) WriteHeader(code int) {
 	}
 	w.noBody = w.req.Method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified
 	w.chunked = !w.noBody && w.length < 0
-	if hasToken(strings.Join(h["Connection"], ","), "close") || w.hc.h.draining.Load() {
+	if hasToken(strings.Join(h["Connection"], ","), "close") || w.hc.h.h1.draining.Load() {
 		w.closeAfter = true
 	}
 	w.head(code)

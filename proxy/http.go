@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/remora-mesh/remora/snapshot"
@@ -55,9 +54,8 @@ type HTTPServer struct {
 	// at any moment; zero means 16 MiB.
 	MirrorLimit int64
 
-	h1       h1conns     // connections on remora's HTTP/1 codec
-	workers  workers     // goroutines that run their requests
-	draining atomic.Bool // Shutdown began: responses say Connection: close
+	h1       h1conns // connections on remora's HTTP/1 codec
+	workers  workers // goroutines that run their requests
 	once     sync.Once
 	srv      *http.Server
 	conns    chan net.Conn
@@ -140,7 +138,7 @@ func (h *HTTPServer) serveStd(c net.Conn, ci *ConnInfo) {
 func (h *HTTPServer) Shutdown(ctx context.Context) error {
 	h.init()
 	h1 := make(chan error, 1)
-	go func() { h1 <- h.h1.shutdown(ctx, &h.draining) }()
+	go func() { h1 <- h.h1.shutdown(ctx) }()
 	err := h.srv.Shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		_ = h.srv.Close()
