@@ -99,7 +99,10 @@ func (st *reqState) upstreamRequest(b *body) (*http.Request, error) {
 	if u.Path != r.URL.Path {
 		h.Set("X-Envoy-Original-Path", r.URL.RequestURI())
 	}
-	h["X-Forwarded-Proto"] = schemeValues[st.rreq.Scheme == "https"]
+	h["X-Forwarded-Proto"] = protoHTTP
+	if st.rreq.Scheme == "https" {
+		h["X-Forwarded-Proto"] = protoHTTPS
+	}
 	if st.h.Gateway && st.ci.Remote.IsValid() {
 		appendXFF(h, st.ci.Remote.Addr().String())
 	}
@@ -121,8 +124,9 @@ func (st *reqState) upstreamRequest(b *body) (*http.Request, error) {
 // Shared one-element values for fields remora sets: a slice whose length
 // is its capacity is copied by any append, so sharing it is safe.
 var (
-	teTrailers   = []string{"trailers"}
-	schemeValues = map[bool][]string{false: {"http"}, true: {"https"}}
+	teTrailers = []string{"trailers"}
+	protoHTTP  = []string{"http"}
+	protoHTTPS = []string{"https"}
 )
 
 // smallInts are the one-element value lists of 0 to 255, shared by the

@@ -92,7 +92,7 @@ func (h *HTTPServer) serverHeader(w http.ResponseWriter, ci *ConnInfo) {
 	}
 }
 
-// The server header's values (shared: see schemeValues).
+// The server header's values (shared: see teTrailers).
 var serverEnvoy, serverIstioEnvoy = []string{"envoy"}, []string{"istio-envoy"}
 
 // routingRequest fills the routing view of r without copying.
