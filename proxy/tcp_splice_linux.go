@@ -69,22 +69,21 @@ func putPipe(p *splicePipe, empty bool) {
 	unix.Close(p.w)
 }
 
-// rawSplice is one non-blocking splice(2) of up to n bytes from in to
-// out. It is a raw syscall: with both ends non-blocking it cannot block,
-// so the runtime need not hand this thread's P to another thread while
-// it runs (an ordinary syscall that outlasts 20µs does, at the cost of a
-// futex wake and a context switch per chunk).
-func rawSplice(out, in, n int) (int, error) {
+// splice is one non-blocking splice(2) of up to n bytes from in to out.
+// It is an ordinary system call, as Go's own splice is: the runtime may
+// hand this thread's P to another thread while a long splice runs. A raw
+// call, which keeps the P, measured worse on a 2 vCPU VM (20 paired
+// 2 GiB rounds: 6% less throughput, 5% more CPU per GiB).
+func splice(out, in, n int) (int, error) {
 	for {
-		r, _, e := unix.RawSyscall6(unix.SYS_SPLICE, uintptr(in), 0, uintptr(out), 0, uintptr(n),
-			unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
-		switch e {
-		case 0:
-			return int(r), nil
+		m, err := unix.Splice(in, nil, out, nil, n, unix.SPLICE_F_NONBLOCK)
+		switch err {
+		case nil:
+			return int(m), nil
 		case unix.EINTR:
 			continue
 		}
-		return 0, e
+		return 0, err
 	}
 }
 
@@ -125,7 +124,7 @@ func spliceCopy(dst, src *net.TCPConn, moved func(n int64)) error {
 func spliceIn(rc syscall.RawConn, p *splicePipe) (n int, err error) {
 	var serr error
 	if err := rc.Read(func(fd uintptr) bool {
-		n, serr = rawSplice(p.w, int(fd), p.cap)
+		n, serr = splice(p.w, int(fd), p.cap)
 		return serr != unix.EAGAIN
 	}); err != nil {
 		return 0, err
@@ -140,7 +139,7 @@ func spliceOut(wc syscall.RawConn, p *splicePipe, n int) (left int, err error) {
 		var m int
 		var serr error
 		if err := wc.Write(func(fd uintptr) bool {
-			m, serr = rawSplice(int(fd), p.r, n)
+			m, serr = splice(int(fd), p.r, n)
 			return serr != unix.EAGAIN
 		}); err != nil {
 			return n, err
