@@ -43,6 +43,7 @@ type suite struct {
 	backend  string
 	targets  []*target
 	procs    []*proc
+	spinners []*proc // stopped before the TCP part (tcpBulk)
 	cleanups []func()
 	parts    string
 	res      map[string]map[string][]loadResult // target → scenario → rounds
@@ -162,12 +163,20 @@ func (s *suite) setup() error {
 			if err != nil {
 				return err
 			}
-			s.procs = append(s.procs, p)
+			s.spinners = append(s.spinners, p)
 		}
 	} else {
 		s.note("no chrt: no SCHED_IDLE spinners; idle vCPUs may add wake-up latency")
 	}
 	return nil
+}
+
+// stopSpinners ends the SCHED_IDLE spinners (once).
+func (s *suite) stopSpinners() {
+	for _, p := range s.spinners {
+		p.stop()
+	}
+	s.spinners = nil
 }
 
 func (s *suite) note(msg string) {
@@ -236,6 +245,7 @@ func (s *suite) add(name, addr string, p *proc) {
 }
 
 func (s *suite) stopAll() {
+	s.stopSpinners()
 	for i := len(s.procs) - 1; i >= 0; i-- {
 		s.procs[i].stop()
 	}

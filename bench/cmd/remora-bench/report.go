@@ -138,7 +138,7 @@ func (s *suite) tcpTable(b *strings.Builder) {
 	if len(s.tcp) == 0 {
 		return
 	}
-	b.WriteString("## (d) TCP bulk, one connection\n\n| target | MiB/s | × direct | proxy CPU-s per GiB | remora's CPU per GiB ÷ this |\n|---|---|---|---|---|\n")
+	b.WriteString("## (d) TCP bulk, one connection\n\n| target | MiB/s | × direct | remora's MiB/s ÷ this, per round | proxy CPU-s per GiB | remora's CPU per GiB ÷ this |\n|---|---|---|---|---|---|\n")
 	direct, remora := s.tcp[0].mibps, 0.0
 	for _, t := range s.tcp {
 		if t.name == "remora" {
@@ -146,11 +146,14 @@ func (s *suite) tcpTable(b *strings.Builder) {
 		}
 	}
 	for _, t := range s.tcp {
-		cpu, vs := "—", "—"
+		cpu, vs, paired := "—", "—", "—"
 		if t.name != "direct" {
 			cpu, vs = fmt.Sprintf("%.3f", t.cpuPerGiB), ratio(remora, t.cpuPerGiB)
 		}
-		fmt.Fprintf(b, "| %s | %.0f | %s | %s | %s |\n", t.name, t.mibps, ratio(t.mibps, direct), cpu, vs)
+		if t.vsRemora > 0 {
+			paired = fmt.Sprintf("%.2f× (median)", t.vsRemora)
+		}
+		fmt.Fprintf(b, "| %s | %.0f | %s | %s | %s | %s |\n", t.name, t.mibps, ratio(t.mibps, direct), paired, cpu, vs)
 	}
 	b.WriteString("\n")
 }
