@@ -190,12 +190,16 @@ const nginxTCP = `  server { listen %[3]s reuseport; proxy_pass %[2]s; proxy_hal
 // startNginx runs nginx pinned to cpu in front of backend; tcp selects
 // the stream (L4) proxy instead of HTTP. ns, when set, runs it in that
 // network namespace (listenAddr says where it listens).
+// nginxStreamModule is Debian's nginx TCP proxy module (package
+// libnginx-mod-stream), which nginx itself does not pull in.
+const nginxStreamModule = "/usr/lib/nginx/modules/ngx_stream_module.so"
+
 func startNginx(dir string, cpu int, backend string, tcp bool, ns string) (*proc, string, error) {
 	addr := listenAddr(tcp, ns)
 	block, body, mod := "http", fmt.Sprintf(nginxHTTP, dir, backend, addr), ""
 	if tcp {
 		block, body = "stream", fmt.Sprintf(nginxTCP, dir, backend, addr)
-		mod = "load_module /usr/lib/nginx/modules/ngx_stream_module.so;"
+		mod = "load_module " + nginxStreamModule + ";"
 	}
 	conf := filepath.Join(dir, "nginx-"+block+".conf")
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf(nginxConf, dir, block, body, mod)), 0o644); err != nil {

@@ -58,9 +58,12 @@ func (s *suite) tcpBulk() error {
 	if !captured {
 		s.note("not root: remora's TCP path needs captured traffic (iptables in a namespace); remora TCP skipped, peers uncaptured")
 	}
+	if have("nginx") && !haveNginxStream() {
+		s.note("nginx's stream module is not installed (apt-get install libnginx-mod-stream): nginx TCP skipped")
+	}
 	var targets []*tcpTarget
 	for _, name := range []string{"direct", "remora", "go-io.Copy", "nginx", "haproxy"} {
-		if name == "remora" && !captured || name == "nginx" && !have("nginx") || name == "haproxy" && !have("haproxy") {
+		if name == "remora" && !captured || name == "nginx" && !haveNginxStream() || name == "haproxy" && !have("haproxy") {
 			continue
 		}
 		t, err := s.startTCPTarget(name, captured)
@@ -70,6 +73,12 @@ func (s *suite) tcpBulk() error {
 		targets = append(targets, t)
 	}
 	return s.tcpRounds(targets)
+}
+
+// haveNginxStream says whether nginx can proxy TCP here.
+func haveNginxStream() bool {
+	_, err := os.Stat(nginxStreamModule)
+	return have("nginx") && err == nil
 }
 
 // startTCPTarget makes name's namespace (when captured), its sink and
