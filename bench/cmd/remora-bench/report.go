@@ -65,7 +65,7 @@ func (s *suite) writeReport(dir string) error {
 	if s.quick {
 		mode = "quick"
 	}
-	fmt.Fprintf(&b, "# remora bench %s (%s, %d round(s), medians)\n\n", time.Now().Format("2006-01-02 15:04"), mode, s.rounds)
+	fmt.Fprintf(&b, "# remora bench %s (%s, %d round(s), medians; parts %s)\n\n", time.Now().Format("2006-01-02 15:04"), mode, s.rounds, s.parts)
 	fmt.Fprintf(&b, "Host %s, %d CPUs, %s; proxy on CPU %d, fortio and backend on CPU %d. ", host, runtime.NumCPU(), runtime.Version(), s.proxyCPU, s.loadCPU)
 	fmt.Fprintf(&b, "%s.\n\n", strings.Join(s.loads, "; "))
 	s.httpTable(&b)
@@ -138,22 +138,30 @@ func (s *suite) tcpTable(b *strings.Builder) {
 	if len(s.tcp) == 0 {
 		return
 	}
-	b.WriteString("## (d) TCP bulk, one connection\n\n| target | MiB/s | × direct | remora's MiB/s ÷ this, per round | proxy CPU-s per GiB | remora's CPU per GiB ÷ this |\n|---|---|---|---|---|---|\n")
-	direct, remora := s.tcp[0].mibps, 0.0
-	for _, t := range s.tcp {
-		if t.name == "remora" {
-			remora = t.cpuPerGiB
-		}
+	fmt.Fprintf(b, "## (d) TCP bulk, one connection, %d rounds\n\n", len(s.tcp[0].runs))
+	b.WriteString("| target | MiB/s | × direct | remora's MiB/s ÷ this, per round | proxy CPU-s per GiB | remora's CPU per GiB ÷ this |\n|---|---|---|---|---|---|\n")
+	byName := map[string]*tcpResult{}
+	for i := range s.tcp {
+		byName[s.tcp[i].name] = &s.tcp[i]
 	}
+	direct, remora := s.tcp[0].mibps, byName["remora"]
 	for _, t := range s.tcp {
 		cpu, vs, paired := "—", "—", "—"
 		if t.name != "direct" {
-			cpu, vs = fmt.Sprintf("%.3f", t.cpuPerGiB), ratio(remora, t.cpuPerGiB)
+			cpu = fmt.Sprintf("%.3f", t.cpuPerGiB)
 		}
-		if t.vsRemora > 0 {
-			paired = fmt.Sprintf("%.2f× (median)", t.vsRemora)
+		if remora != nil && t.name != "direct" {
+			vs = ratio(remora.cpuPerGiB, t.cpuPerGiB)
+		}
+		if remora != nil {
+			paired = fmt.Sprintf("%.2f× (median)", pairedMedian(remora.runs, t.runs))
 		}
 		fmt.Fprintf(b, "| %s | %.0f | %s | %s | %s | %s |\n", t.name, t.mibps, ratio(t.mibps, direct), paired, cpu, vs)
+	}
+	if g, again := byName["go-io.Copy"], byName[goCopyAgain]; g != nil && again != nil {
+		fmt.Fprintf(b, "\nThe noise floor: go-io.Copy and %s are the same program; per round the first moved %.2f× the second's MiB/s at %.2f× its CPU per GiB (medians; medians of all rounds %s and %s).\n",
+			goCopyAgain, pairedMedian(g.runs, again.runs), pairedMedian(g.cpus, again.cpus),
+			ratio(g.mibps, again.mibps), ratio(g.cpuPerGiB, again.cpuPerGiB))
 	}
 	b.WriteString("\n")
 }

@@ -16,15 +16,27 @@ import (
 	"github.com/remora-mesh/remora/bench/internal/tcpbulk"
 )
 
-// tcpResult is one TCP target's medians.
+// tcpResult is one TCP target's rounds and their medians.
 type tcpResult struct {
 	name      string
 	mibps     float64
 	cpuPerGiB float64
-	// vsRemora is the median over rounds of remora's MiB/s ÷ this
-	// target's in the same round (0 when remora did not run): pairing
-	// the rounds takes out the drift a VM shows from minute to minute.
-	vsRemora float64
+	runs      []float64 // MiB/s per round
+	cpus      []float64 // CPU-s per GiB per round
+}
+
+// pairedMedian is the median over rounds of a[i] / b[i]: pairing the
+// rounds takes out the drift a VM shows from minute to minute. It is 0
+// when the rounds do not pair up.
+func pairedMedian(a, b []float64) float64 {
+	if len(a) != len(b) || len(a) == 0 {
+		return 0
+	}
+	r := make([]float64, len(a))
+	for i := range a {
+		r[i] = a[i] / b[i]
+	}
+	return median(r)
 }
 
 // tcpTarget is a TCP path to a sink.
@@ -62,7 +74,7 @@ func (s *suite) tcpBulk() error {
 		s.note("nginx's stream module is not installed (apt-get install libnginx-mod-stream): nginx TCP skipped")
 	}
 	var targets []*tcpTarget
-	for _, name := range []string{"direct", "remora", "go-io.Copy", "nginx", "haproxy"} {
+	for _, name := range []string{"direct", "remora", "go-io.Copy", goCopyAgain, "nginx", "haproxy"} {
 		if name == "remora" && !captured || name == "nginx" && !haveNginxStream() || name == "haproxy" && !have("haproxy") {
 			continue
 		}
@@ -94,7 +106,8 @@ func (s *suite) startTCPTarget(name string, captured bool) (*tcpTarget, error) {
 			return nil, fmt.Errorf("remora iptables: %v: %s", err, out)
 		}
 	}
-	sp, out, err := start(s.dir, "tcpsink-"+name, nil, inNS(t.ns, pinned(s.loadCPU, s.self(), "tcpsink")...)...)
+	logName := strings.ReplaceAll(name, " ", "-")
+	sp, out, err := start(s.dir, "tcpsink-"+logName, nil, inNS(t.ns, pinned(s.loadCPU, s.self(), "tcpsink")...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -111,9 +124,9 @@ func (s *suite) startTCPTarget(name string, captured bool) (*tcpTarget, error) {
 	case "remora":
 		p, err = s.startTCPRemora(t.ns, sink)
 		t.addr = tcpbulk.VIP
-	case "go-io.Copy":
+	case "go-io.Copy", goCopyAgain:
 		argv := inNS(t.ns, pinned(s.proxyCPU, s.self(), "tcpproxy", sink, listenAddr(true, t.ns))...)
-		p, out, err = start(s.dir, "tcpproxy", []string{"GOMAXPROCS=1"}, argv...)
+		p, out, err = start(s.dir, "tcpproxy-"+logName, []string{"GOMAXPROCS=1"}, argv...)
 		if err == nil {
 			t.addr, err = readLine(out, 10*time.Second)
 		}
@@ -131,6 +144,11 @@ func (s *suite) startTCPTarget(name string, captured bool) (*tcpTarget, error) {
 	}
 	return t, nil
 }
+
+// goCopyAgain is a second plain Go proxy, the same program as
+// go-io.Copy in a namespace of its own: the two differ only by chance,
+// so their difference is the noise a single run carries.
+const goCopyAgain = "go-io.Copy again"
 
 // minTCPRounds is the fewest TCP rounds of a full run.
 const minTCPRounds = 9
@@ -171,22 +189,8 @@ func (s *suite) tcpRounds(targets []*tcpTarget) error {
 			t.runs, t.cpus = append(t.runs, mibps), append(t.cpus, cpu)
 		}
 	}
-	var remora *tcpTarget
 	for _, t := range targets {
-		if t.name == "remora" {
-			remora = t
-		}
-	}
-	for _, t := range targets {
-		r := tcpResult{name: t.name, mibps: median(t.runs), cpuPerGiB: median(t.cpus)}
-		if remora != nil {
-			ratios := make([]float64, len(t.runs))
-			for i, v := range t.runs {
-				ratios[i] = remora.runs[i] / v
-			}
-			r.vsRemora = median(ratios)
-		}
-		s.tcp = append(s.tcp, r)
+		s.tcp = append(s.tcp, tcpResult{name: t.name, mibps: median(t.runs), cpuPerGiB: median(t.cpus), runs: t.runs, cpus: t.cpus})
 	}
 	return nil
 }
