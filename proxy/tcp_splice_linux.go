@@ -105,51 +105,59 @@ func spliceCopy(dst, src *net.TCPConn, moved func(n int64)) error {
 	if err != nil {
 		return err
 	}
-	inPipe := 0
-	defer func() { putPipe(p, inPipe == 0) }()
+	sp := &splicer{p: p}
+	sp.fill, sp.drain = sp.in, sp.out // built once: no allocation per chunk
+	defer func() { putPipe(p, sp.inPipe == 0) }()
 	for {
-		if inPipe, err = spliceIn(rc, p); err != nil || inPipe == 0 {
+		if err = rc.Read(sp.fill); err == nil {
+			err = sp.err
+		}
+		if err != nil || sp.inPipe == 0 {
 			return opError("read", src, err)
 		}
-		n := inPipe
-		if inPipe, err = spliceOut(wc, p, inPipe); err != nil {
-			return opError("write", dst, err)
+		n := sp.inPipe
+		for sp.inPipe > 0 {
+			if err = wc.Write(sp.drain); err == nil {
+				err = sp.err
+			}
+			if err != nil {
+				return opError("write", dst, err)
+			}
 		}
 		moved(int64(n))
 	}
 }
 
-// spliceIn fills p from the socket behind rc with what is queued,
-// waiting until something is; 0 bytes and no error is EOF.
-func spliceIn(rc syscall.RawConn, p *splicePipe) (n int, err error) {
-	var serr error
-	if err := rc.Read(func(fd uintptr) bool {
-		n, serr = splice(p.w, int(fd), p.cap)
-		return serr != unix.EAGAIN
-	}); err != nil {
-		return 0, err
-	}
-	return n, serr
+// A splicer is one direction's state between the poller's callbacks.
+type splicer struct {
+	p           *splicePipe
+	inPipe      int   // bytes in p
+	err         error // the last splice's error other than EAGAIN
+	fill, drain func(fd uintptr) bool
 }
 
-// spliceOut writes the n bytes in p to the socket behind wc, waiting
-// for room as needed; it returns how many are left in p.
-func spliceOut(wc syscall.RawConn, p *splicePipe, n int) (left int, err error) {
-	for n > 0 {
-		var m int
-		var serr error
-		if err := wc.Write(func(fd uintptr) bool {
-			m, serr = splice(int(fd), p.r, n)
-			return serr != unix.EAGAIN
-		}); err != nil {
-			return n, err
-		}
-		if serr != nil {
-			return n, serr
-		}
-		n -= m
+// in fills the pipe from the socket fd with what is queued; it returns
+// false (wait and call again) while nothing is. After it, inPipe 0 and
+// no error is EOF.
+func (sp *splicer) in(fd uintptr) bool {
+	n, err := splice(sp.p.w, int(fd), sp.p.cap)
+	if err == unix.EAGAIN {
+		return false
 	}
-	return 0, nil
+	sp.inPipe, sp.err = n, err
+	return true
+}
+
+// out writes from the pipe to the socket fd what the socket takes; it
+// returns false (wait and call again) while it takes nothing.
+func (sp *splicer) out(fd uintptr) bool {
+	n, err := splice(int(fd), sp.p.r, sp.inPipe)
+	if err == unix.EAGAIN {
+		return false
+	}
+	sp.inPipe -= n
+	sp.err = err
+	return true
 }
 
 // opError wraps a splice errno as net.Conn's Read and Write would; nil
