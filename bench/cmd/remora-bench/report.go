@@ -138,7 +138,7 @@ func (s *suite) tcpTable(b *strings.Builder) {
 	if len(s.tcp) == 0 {
 		return
 	}
-	fmt.Fprintf(b, "## (d) TCP bulk, one connection, %d rounds\n\n", len(s.tcp[0].runs))
+	fmt.Fprintf(b, "## (d) TCP bulk, one connection, %d round(s)\n\n", len(s.tcp[0].runs))
 	b.WriteString("| target | MiB/s | × direct | remora's MiB/s ÷ this, per round | proxy CPU-s per GiB | remora's CPU per GiB ÷ this |\n|---|---|---|---|---|---|\n")
 	byName := map[string]*tcpResult{}
 	for i := range s.tcp {
