@@ -201,8 +201,7 @@ func (c *copier) copy() error {
 	}
 	dtc, stc := tcpConn(c.dst), tcpConn(src)
 	if dtc == nil || stc == nil {
-		_, err := io.Copy(c.dst, &activityReader{r: src, moved: c.moved})
-		return err
+		return copyCounting(c.dst, src, c.moved)
 	}
 	return spliceCopy(dtc, stc, c.moved)
 }
@@ -222,6 +221,14 @@ func closeWrite(c net.Conn) error {
 		return tc.CloseWrite()
 	}
 	return errors.ErrUnsupported
+}
+
+// copyCounting copies src to dst until EOF through a user-space buffer,
+// reporting every read's size to moved: the copy for conns that cannot
+// splice.
+func copyCounting(dst io.Writer, src io.Reader, moved func(n int64)) error {
+	_, err := io.Copy(dst, &activityReader{r: src, moved: moved})
+	return err
 }
 
 // activityReader reports every read's size to moved, for copies that

@@ -2,17 +2,12 @@
 
 package proxy
 
-import (
-	"io"
-	"net"
-)
+import "net"
 
 func lastDataAge(c *net.TCPConn) (ms uint32, ok bool) { return 0, false }
 
-// spliceCopy copies src to dst until EOF with io.Copy (the runtime
-// chooses the fastest path this platform has), calling moved for every
-// read.
+// spliceCopy is copyCounting where the kernel splice loop is not
+// built.
 func spliceCopy(dst, src *net.TCPConn, moved func(n int64)) error {
-	_, err := io.Copy(dst, &activityReader{r: src, moved: moved})
-	return err
+	return copyCounting(dst, src, moved)
 }

@@ -21,6 +21,16 @@ func twoClusters(t *testing.T, p snapshot.Policy, addr string) *snapshot.Snapsho
 	return s
 }
 
+// countTickers makes m's sweep tickers tk's and counts them.
+func countTickers(m *Manager, tk *ticker) *int {
+	started := new(int)
+	m.opts.NewTicker = func(d time.Duration) (<-chan time.Time, func()) {
+		*started++
+		return tk.new(d)
+	}
+	return started
+}
+
 // TestSweepGroupShared checks that clusters with one outlier interval
 // share one sweep ticker that sweeps them all, that a cluster moves to
 // another ticker when its interval changes, and that a ticker stops when
@@ -28,15 +38,11 @@ func twoClusters(t *testing.T, p snapshot.Policy, addr string) *snapshot.Snapsho
 func TestSweepGroupShared(t *testing.T) {
 	bad, _, _ := backend(t, status(503))
 	m, clk, tk := newTestManager(t)
-	started := 0
-	m.opts.NewTicker = func(d time.Duration) (<-chan time.Time, func()) {
-		started++
-		return tk.new(d)
-	}
+	started := countTickers(m, tk)
 	m.Update(twoClusters(t, ejectPolicy(), bad))
 	a, b := m.Cluster(clusterName("")), m.Cluster(clusterName("b"))
-	if started != 1 {
-		t.Fatalf("two clusters with one interval started %d tickers; want 1", started)
+	if *started != 1 {
+		t.Fatalf("two clusters with one interval started %d tickers; want 1", *started)
 	}
 	for _, c := range []*Cluster{a, b} {
 		for range 3 {
@@ -59,8 +65,8 @@ func TestSweepGroupShared(t *testing.T) {
 	s := twoClusters(t, ejectPolicy(), bad)
 	s.Clusters[clusterName("b")].Policy = p
 	m.Update(s)
-	if started != 2 {
-		t.Fatalf("a second interval: %d tickers started; want 2", started)
+	if *started != 2 {
+		t.Fatalf("a second interval: %d tickers started; want 2", *started)
 	}
 	m.Update(snap(t, config.HTTP, ejectPolicy(), bad)) // b goes away
 	select {
@@ -82,22 +88,18 @@ func TestSweepGroupShared(t *testing.T) {
 func TestClustersLiveOnFirstUse(t *testing.T) {
 	addr, _, _ := backend(t, status(200))
 	m, _, tk := newTestManager(t)
-	started := 0
-	m.opts.NewTicker = func(d time.Duration) (<-chan time.Time, func()) {
-		started++
-		return tk.new(d)
-	}
+	started := countTickers(m, tk)
 	m.Update(twoClusters(t, ejectPolicy(), addr))
-	if started != 0 {
-		t.Errorf("Update started %d sweep tickers before any use; want 0", started)
+	if *started != 0 {
+		t.Errorf("Update started %d sweep tickers before any use; want 0", *started)
 	}
 	before := m.Status()
 	if len(before) != 2 || before[0].Name != clusterName("b") || before[1].Name != clusterName("") {
 		t.Fatalf("Status before use lists %+v; want both clusters, sorted by name", before)
 	}
 	c := m.Cluster(clusterName("b"))
-	if c == nil || m.Cluster(clusterName("b")) != c || started != 1 {
-		t.Fatalf("Cluster: %v, %d tickers; want one live cluster, found again, 1 ticker", c, started)
+	if c == nil || m.Cluster(clusterName("b")) != c || *started != 1 {
+		t.Fatalf("Cluster: %v, %d tickers; want one live cluster, found again, 1 ticker", c, *started)
 	}
 	after := m.Status()
 	if got, want := fmt.Sprintf("%+v", after[0]), fmt.Sprintf("%+v", before[0]); got != want {

@@ -187,13 +187,13 @@ const nginxHTTP = `  access_log %[1]s/nginx-access.log combined buffer=64k flush
 
 const nginxTCP = `  server { listen %[3]s reuseport; proxy_pass %[2]s; proxy_half_close on; }`
 
-// startNginx runs nginx pinned to cpu in front of backend; tcp selects
-// the stream (L4) proxy instead of HTTP. ns, when set, runs it in that
-// network namespace (listenAddr says where it listens).
 // nginxStreamModule is Debian's nginx TCP proxy module (package
 // libnginx-mod-stream), which nginx itself does not pull in.
 const nginxStreamModule = "/usr/lib/nginx/modules/ngx_stream_module.so"
 
+// startNginx runs nginx pinned to cpu in front of backend; tcp selects
+// the stream (L4) proxy instead of HTTP. ns, when set, runs it in that
+// network namespace (listenAddr says where it listens).
 func startNginx(dir string, cpu int, backend string, tcp bool, ns string) (*proc, string, error) {
 	addr := listenAddr(tcp, ns)
 	block, body, mod := "http", fmt.Sprintf(nginxHTTP, dir, backend, addr), ""

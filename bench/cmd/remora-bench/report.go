@@ -144,24 +144,24 @@ func (s *suite) tcpTable(b *strings.Builder) {
 	for i := range s.tcp {
 		byName[s.tcp[i].name] = &s.tcp[i]
 	}
-	direct, remora := s.tcp[0].mibps, byName["remora"]
+	direct, remora := s.tcp[0].mibps(), byName["remora"]
 	for _, t := range s.tcp {
 		cpu, vs, paired := "—", "—", "—"
 		if t.name != "direct" {
-			cpu = fmt.Sprintf("%.3f", t.cpuPerGiB)
+			cpu = fmt.Sprintf("%.3f", t.cpuPerGiB())
 		}
 		if remora != nil && t.name != "direct" {
-			vs = ratio(remora.cpuPerGiB, t.cpuPerGiB)
+			vs = ratio(remora.cpuPerGiB(), t.cpuPerGiB())
 		}
 		if remora != nil {
 			paired = fmt.Sprintf("%.2f× (median)", pairedMedian(remora.runs, t.runs))
 		}
-		fmt.Fprintf(b, "| %s | %.0f | %s | %s | %s | %s |\n", t.name, t.mibps, ratio(t.mibps, direct), paired, cpu, vs)
+		fmt.Fprintf(b, "| %s | %.0f | %s | %s | %s | %s |\n", t.name, t.mibps(), ratio(t.mibps(), direct), paired, cpu, vs)
 	}
 	if g, again := byName["go-io.Copy"], byName[goCopyAgain]; g != nil && again != nil {
 		fmt.Fprintf(b, "\nThe noise floor: go-io.Copy and %s are the same program; per round the first moved %.2f× the second's MiB/s at %.2f× its CPU per GiB (medians; medians of all rounds %s and %s).\n",
 			goCopyAgain, pairedMedian(g.runs, again.runs), pairedMedian(g.cpus, again.cpus),
-			ratio(g.mibps, again.mibps), ratio(g.cpuPerGiB, again.cpuPerGiB))
+			ratio(g.mibps(), again.mibps()), ratio(g.cpuPerGiB(), again.cpuPerGiB()))
 	}
 	b.WriteString("\n")
 }

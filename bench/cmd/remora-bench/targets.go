@@ -60,7 +60,7 @@ func (s *suite) tcpCheck() []check {
 		case "remora":
 			rem = t
 		default:
-			if best == nil || t.mibps > best.mibps {
+			if best == nil || t.mibps() > best.mibps() {
 				best = t
 			}
 		}
@@ -70,9 +70,9 @@ func (s *suite) tcpCheck() []check {
 	}
 	return []check{{
 		"TCP bulk ≥ best peer at no more CPU/GiB",
-		fmt.Sprintf("%.0f MiB/s, %.3f CPU-s/GiB", rem.mibps, rem.cpuPerGiB),
-		fmt.Sprintf("≥ %.0f MiB/s (%s), ≤ %.3f CPU-s/GiB", best.mibps, best.name, best.cpuPerGiB),
-		rem.mibps >= best.mibps && rem.cpuPerGiB <= best.cpuPerGiB,
+		fmt.Sprintf("%.0f MiB/s, %.3f CPU-s/GiB", rem.mibps(), rem.cpuPerGiB()),
+		fmt.Sprintf("≥ %.0f MiB/s (%s), ≤ %.3f CPU-s/GiB", best.mibps(), best.name, best.cpuPerGiB()),
+		rem.mibps() >= best.mibps() && rem.cpuPerGiB() <= best.cpuPerGiB(),
 	}}
 }
 

@@ -16,14 +16,18 @@ import (
 	"github.com/remora-mesh/remora/bench/internal/tcpbulk"
 )
 
-// tcpResult is one TCP target's rounds and their medians.
+// tcpResult is one TCP target's rounds.
 type tcpResult struct {
-	name      string
-	mibps     float64
-	cpuPerGiB float64
-	runs      []float64 // MiB/s per round
-	cpus      []float64 // CPU-s per GiB per round
+	name string
+	runs []float64 // MiB/s per round
+	cpus []float64 // CPU-s per GiB per round
 }
+
+// mibps is the median throughput over the rounds.
+func (r *tcpResult) mibps() float64 { return median(r.runs) }
+
+// cpuPerGiB is the median CPU per GiB over the rounds.
+func (r *tcpResult) cpuPerGiB() float64 { return median(r.cpus) }
 
 // pairedMedian is the median over rounds of a[i] / b[i]: pairing the
 // rounds takes out the drift a VM shows from minute to minute. It is 0
@@ -39,14 +43,12 @@ func pairedMedian(a, b []float64) float64 {
 	return median(r)
 }
 
-// tcpTarget is a TCP path to a sink.
+// tcpTarget is a TCP path to a sink, and its rounds so far.
 type tcpTarget struct {
-	name string
+	tcpResult
 	ns   string // the namespace the client runs in; "" the host
 	addr string
 	pid  int
-	runs []float64 // MiB/s
-	cpus []float64 // CPU-s per GiB
 }
 
 // tcpBulk measures scenario (d): one connection sending bulk data to a
@@ -96,7 +98,7 @@ func haveNginxStream() bool {
 // startTCPTarget makes name's namespace (when captured), its sink and
 // its proxy.
 func (s *suite) startTCPTarget(name string, captured bool) (*tcpTarget, error) {
-	t := &tcpTarget{name: name}
+	t := &tcpTarget{tcpResult: tcpResult{name: name}}
 	if captured {
 		var err error
 		if t.ns, err = s.makeNS(); err != nil {
@@ -190,7 +192,7 @@ func (s *suite) tcpRounds(targets []*tcpTarget) error {
 		}
 	}
 	for _, t := range targets {
-		s.tcp = append(s.tcp, tcpResult{name: t.name, mibps: median(t.runs), cpuPerGiB: median(t.cpus), runs: t.runs, cpus: t.cpus})
+		s.tcp = append(s.tcp, t.tcpResult)
 	}
 	return nil
 }
